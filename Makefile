@@ -1,0 +1,61 @@
+# Yilian: `make run` (first run: everything, then serve) and `make test` (lint + whole suite).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+VENDOR := src/yilian/static/vendor/htmx.min.js
+SYSTEM_PACKAGES := chromium fonts-noto-cjk postgresql
+
+.PHONY: run test lint test-sqlite test-postgres sysdeps venv assets demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+$(VENDOR): node_modules/.installed scripts/build_assets.py
+	$(PY) scripts/build_assets.py
+
+assets: venv $(VENDOR)
+
+# System packages for browser tests, the throwaway PostgreSQL and CJK fonts (root on these machines).
+sysdeps:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -d /usr/share/fonts/opentype/noto ] || missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: assets
+	$(VENV)/bin/yilian up
+
+demo: assets
+	$(VENV)/bin/yilian demo --patients 100000
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/lint-imports
+	YILIAN_VAR_DIR=$$(mktemp -d) $(VENV)/bin/yilian makemigrations --check --dry-run
+
+test-sqlite: assets sysdeps
+	YILIAN_VAR_DIR=$$(mktemp -d) $(VENV)/bin/pytest -q
+
+test-postgres: assets sysdeps
+	YILIAN_VAR_DIR=$$(mktemp -d) $(PY) -m yilian.ops.pgtmp -- $(VENV)/bin/pytest -q -m "not browser"
+
+test: lint test-sqlite test-postgres
+
+clean:
+	rm -rf $(VENV) node_modules src/yilian/static/vendor var

@@ -1,0 +1,68 @@
+"""Notifications every module uses: the in-app inbox (站内信) and SMS (短信) with delivery status."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from yilian.common.crypto import EncryptedTextField
+
+
+class MessageTemplate(models.Model):
+    """An editable message template (消息模板); ``body`` uses Django template syntax."""
+
+    code = models.SlugField(_("模板编码"), max_length=60, unique=True)
+    title = models.CharField(_("标题"), max_length=120)
+    body = models.TextField(_("内容"))
+    urgent = models.BooleanField(_("紧急（不受免打扰时段限制）"), default=False)
+    sms_enabled = models.BooleanField(_("发送短信"), default=True)
+
+    class Meta:
+        verbose_name = _("消息模板")
+        verbose_name_plural = _("消息模板")
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class InboxMessage(models.Model):
+    """A message in a user's in-app inbox (staff or patient account)."""
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="inbox")
+    template_code = models.CharField(max_length=60, blank=True)
+    title = models.CharField(max_length=120)
+    body = models.TextField()
+    link = models.CharField(max_length=200, blank=True)
+    urgent = models.BooleanField(default=False)
+    created_at = models.DateTimeField(db_index=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["recipient", "read_at"])]
+
+
+class SmsMessage(models.Model):
+    """An outgoing SMS and its delivery state (queued → sent | deferred → sent | failed)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("待发送")
+        DEFERRED = "deferred", _("免打扰延后")
+        SENT = "sent", _("已发送")
+        FAILED = "failed", _("发送失败")
+
+    phone = EncryptedTextField()
+    template_code = models.CharField(max_length=60, blank=True)
+    body = models.TextField()
+    urgent = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    provider_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
