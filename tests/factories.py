@@ -16,7 +16,9 @@ from yilian.patients.models import FamilyLink, HealthCard, Patient
 _seq = itertools.count(1)
 
 
-def make_org(name: str, kind: str, parent: Organisation | None = None, code: str | None = None) -> Organisation:
+def make_org(
+    name: str, kind: str, parent: Organisation | None = None, code: str | None = None
+) -> Organisation:
     """Create an organisation with its materialised path (what community.services does)."""
     n = next(_seq)
     path = (parent.path if parent else "") + f"{n:04d}."
@@ -34,23 +36,49 @@ def make_org(name: str, kind: str, parent: Organisation | None = None, code: str
     )
 
 
-def make_staff(role: str, org: Organisation, *, username: str | None = None, name: str = "王医生",
-               password: str = "Yilian-test-2026", department: Department | None = None,
-               title: str = Staff.Title.ATTENDING_PHYSICIAN) -> Staff:
+def make_staff(
+    role: str,
+    org: Organisation,
+    *,
+    username: str | None = None,
+    name: str = "王医生",
+    password: str = "Yilian-test-2026",
+    department: Department | None = None,
+    title: str = Staff.Title.ATTENDING_PHYSICIAN,
+) -> Staff:
     n = next(_seq)
-    user = User.objects.create_user(username=username or f"{role}{n}", password=password, kind=User.Kind.STAFF)
-    staff = Staff.objects.create(user=user, name=name, organisation=org, department=department, title=title,
-                                 licence_number=f"1103{n:011d}", practice_start_date=date(2010, 7, 1))
+    user = User.objects.create_user(
+        username=username or f"{role}{n}", password=password, kind=User.Kind.STAFF
+    )
+    staff = Staff.objects.create(
+        user=user,
+        name=name,
+        organisation=org,
+        department=department,
+        title=title,
+        licence_number=f"1103{n:011d}",
+        practice_start_date=date(2010, 7, 1),
+    )
     RoleAssignment.objects.create(staff=staff, role=role, organisation=org)
     return staff
 
 
-def valid_id(birth: date = date(1980, 5, 17), sex: str = "M", area: str = "370687", seq: int | None = None) -> str:
+def valid_id(
+    birth: date = date(1980, 5, 17), sex: str = "M", area: str = "370687", seq: int | None = None
+) -> str:
     return resident_id.build(area, birth, seq if seq is not None else next(_seq), sex)
 
 
-def make_patient(home_org: Organisation, *, name: str = "张三", birth: date = date(1980, 5, 17), sex: str = "M",
-                 id_number: str | None = None, phone: str = "", verified: bool = True) -> Patient:
+def make_patient(
+    home_org: Organisation,
+    *,
+    name: str = "张三",
+    birth: date = date(1980, 5, 17),
+    sex: str = "M",
+    id_number: str | None = None,
+    phone: str = "",
+    verified: bool = True,
+) -> Patient:
     number = id_number or valid_id(birth, sex)
     return Patient.objects.create(
         name=name,
@@ -75,16 +103,25 @@ def make_patient_account(phone: str = "13800138000") -> PatientAccount:
     user = User.objects.create_user(username=f"pa{n}", kind=User.Kind.PATIENT)
     user.set_unusable_password()
     user.save()
-    return PatientAccount.objects.create(user=user, phone=phone, phone_hash=crypto.blind_index("phone", phone))
+    return PatientAccount.objects.create(
+        user=user, phone=phone, phone_hash=crypto.blind_index("phone", phone)
+    )
 
 
 def link(account: PatientAccount, patient: Patient, relationship: str = "self") -> FamilyLink:
-    return FamilyLink.objects.create(account=account, patient=patient, relationship=relationship,
-                                     consent_version="2026-01", consent_at=timezone.now())
+    return FamilyLink.objects.create(
+        account=account,
+        patient=patient,
+        relationship=relationship,
+        consent_version="2026-01",
+        consent_at=timezone.now(),
+    )
 
 
 def issue_card(patient: Patient) -> HealthCard:
-    return HealthCard.objects.create(patient=patient, card_no=f"YL{next(_seq):012d}", issued_at=timezone.now())
+    return HealthCard.objects.create(
+        patient=patient, card_no=f"YL{next(_seq):012d}", issued_at=timezone.now()
+    )
 
 
 class DepartmentFactory(factory.django.DjangoModelFactory):

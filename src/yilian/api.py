@@ -51,7 +51,8 @@ def on_validation_error(request, exc: NinjaValidationError):
     first = errors[0] if errors else {"field": "", "message": ""}
     body = {
         "code": "VALIDATION_ERROR",
-        "message": _("字段 %(field)s 有误：%(message)s") % {"field": first["field"] or "-", "message": first["message"]},
+        "message": _("字段 %(field)s 有误：%(message)s")
+        % {"field": first["field"] or "-", "message": first["message"]},
         "errors": errors,
     }
     return api.create_response(request, body, status=422)
@@ -59,17 +60,23 @@ def on_validation_error(request, exc: NinjaValidationError):
 
 @api.exception_handler(AuthenticationError)
 def on_auth_error(request, exc):
-    return api.create_response(request, {"code": "NOT_AUTHENTICATED", "message": _("请先登录或提供有效的接口密钥。")}, status=401)
+    return api.create_response(
+        request, {"code": "NOT_AUTHENTICATED", "message": _("请先登录或提供有效的接口密钥。")}, status=401
+    )
 
 
 @api.exception_handler(Http404)
 def on_404(request, exc):
-    return api.create_response(request, {"code": "NOT_FOUND", "message": _("未找到该记录，或您无权查看。")}, status=404)
+    return api.create_response(
+        request, {"code": "NOT_FOUND", "message": _("未找到该记录，或您无权查看。")}, status=404
+    )
 
 
 @api.exception_handler(HttpError)
 def on_http_error(request, exc: HttpError):
-    return api.create_response(request, {"code": "HTTP_%d" % exc.status_code, "message": str(exc)}, status=exc.status_code)
+    return api.create_response(
+        request, {"code": "HTTP_%d" % exc.status_code, "message": str(exc)}, status=exc.status_code
+    )
 
 
 api.add_router("/accounts", accounts_router)

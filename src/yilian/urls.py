@@ -16,4 +16,3 @@ urlpatterns = [
     path("notifications/", include("yilian.notifications.urls")),
     path("audit/", include("yilian.common.urls")),
 ]
-

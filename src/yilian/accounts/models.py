@@ -54,7 +54,10 @@ class OneTimeCode(models.Model):
     used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["phone_hash", "created_at"]), models.Index(fields=["ip", "created_at"])]
+        indexes = [
+            models.Index(fields=["phone_hash", "created_at"]),
+            models.Index(fields=["ip", "created_at"]),
+        ]
 
 
 class ApiKey(models.Model):

@@ -34,8 +34,13 @@ def actor_for_user(user: User | None) -> Actor:
         Assignment(role=r.role, org_id=r.organisation_id, org_path=r.organisation.path)
         for r in staff.roles.select_related("organisation").order_by("id")
     )
-    return Actor(kind="staff", user_id=user.pk, label=f"{user.username}/{staff.name}", assignments=assignments,
-                 staff_id=staff.pk)
+    return Actor(
+        kind="staff",
+        user_id=user.pk,
+        label=f"{user.username}/{staff.name}",
+        assignments=assignments,
+        staff_id=staff.pk,
+    )
 
 
 def hash_api_key(secret: str) -> str:
@@ -47,13 +52,17 @@ def actor_for_api_key(raw: str) -> Actor | None:
     parts = raw.strip().split("_")
     if len(parts) != 3 or parts[0] != "yl":
         return None
-    key = ApiKey.objects.select_related("organisation").filter(prefix=parts[1], revoked_at__isnull=True).first()
+    key = (
+        ApiKey.objects.select_related("organisation").filter(prefix=parts[1], revoked_at__isnull=True).first()
+    )
     if key is None or key.key_hash != hash_api_key(raw.strip()):
         return None
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
     return Actor(
         kind="system",
         label=f"api-key:{key.name}",
-        assignments=(Assignment(role=INTEGRATION, org_id=key.organisation_id, org_path=key.organisation.path),),
+        assignments=(
+            Assignment(role=INTEGRATION, org_id=key.organisation_id, org_path=key.organisation.path),
+        ),
         api_key_id=key.pk,
     )

@@ -29,8 +29,12 @@ class DomainError(Exception):
         body: dict[str, Any] = {"code": self.code, "message": str(self.message)}
         if self.field:
             body["field"] = self.field
-        body.update({k: (str(v) if not isinstance(v, int | float | bool | list | dict) else v)
-                     for k, v in self.extra.items()})
+        body.update(
+            {
+                k: (str(v) if not isinstance(v, int | float | bool | list | dict) else v)
+                for k, v in self.extra.items()
+            }
+        )
         return body
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.shortcuts import render
+from django.contrib.auth.views import redirect_to_login
+from django.shortcuts import render, resolve_url
 
-from yilian.common.errors import DomainError
+from yilian.common.errors import DomainError, NotAuthenticated
 
 
 class DomainErrorMiddleware:
@@ -19,6 +20,14 @@ class DomainErrorMiddleware:
             return None
         if request.path.startswith("/api/"):
             return None  # the API renders its own JSON errors
+        if isinstance(exception, NotAuthenticated) and not request.headers.get("HX-Request"):
+            login = "accounts:patient-login" if request.path.startswith("/h5/") else "accounts:staff-login"
+            return redirect_to_login(request.get_full_path(), resolve_url(login))
+        actor = getattr(request, "actor", None)
+        if actor is not None and actor.is_authenticated:
+            from yilian.common import audit
+
+            audit.refused(actor, f"page:{request.method} {request.path}"[:64], code=exception.code)
         template = "partials/error.html" if request.headers.get("HX-Request") else "error.html"
         base = "h5_base.html" if request.path.startswith("/h5/") else "base.html"
         return render(request, template, {"error": exception, "base_template": base}, status=exception.status)

@@ -30,7 +30,12 @@ class Organisation(models.Model):
     name = models.CharField(_("机构名称"), max_length=100)
     kind = models.CharField(_("机构类型"), max_length=20, choices=Kind.choices)
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children", verbose_name=_("上级机构")
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        verbose_name=_("上级机构"),
     )
     path = models.CharField(max_length=255, unique=True, editable=False)
     depth = models.PositiveSmallIntegerField(default=0, editable=False)
@@ -60,7 +65,9 @@ class Organisation(models.Model):
 
     @property
     def address(self) -> str:
-        return "".join([self.province, self.city, self.county, self.township, self.village, self.address_detail])
+        return "".join(
+            [self.province, self.city, self.county, self.township, self.village, self.address_detail]
+        )
 
 
 class Department(models.Model):
@@ -81,7 +88,9 @@ class Department(models.Model):
 
     class Meta:
         ordering = ["organisation", "code"]
-        constraints = [models.UniqueConstraint(fields=["organisation", "code"], name="dept_code_unique_per_org")]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "code"], name="dept_code_unique_per_org")
+        ]
         verbose_name = _("科室")
         verbose_name_plural = _("科室")
 

@@ -53,7 +53,17 @@ def throwaway_postgres(*, max_connections: int = 300, fsync: bool = False) -> It
         os.chown(tmp, pg.pw_uid, pg.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
     run = lambda *args: subprocess.run([*prefix, *args], check=True, capture_output=True, text=True)  # noqa: E731
-    run(str(bindir / "initdb"), "-D", str(data), "-U", "yilian", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8")
+    run(
+        str(bindir / "initdb"),
+        "-D",
+        str(data),
+        "-U",
+        "yilian",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--locale=C.UTF-8",
+    )
     opts = (
         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={tmp} "
         f"-c max_connections={max_connections} -c shared_buffers=256MB -c fsync={'on' if fsync else 'off'} "
@@ -68,8 +78,11 @@ def throwaway_postgres(*, max_connections: int = 300, fsync: bool = False) -> It
         run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "yilian", "yilian")
         yield f"postgres://yilian@127.0.0.1:{port}/yilian"
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, check=False)
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(tmp, ignore_errors=True)
 
 

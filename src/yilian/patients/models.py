@@ -38,7 +38,9 @@ class Patient(models.Model):
     name_initials = models.CharField(max_length=32, db_index=True, editable=False)
     sex = models.CharField(_("性别"), max_length=1, choices=Sex.choices)
     birth_date = models.DateField(_("出生日期"))
-    id_type = models.CharField(_("证件类型"), max_length=20, choices=IdType.choices, default=IdType.RESIDENT_ID)
+    id_type = models.CharField(
+        _("证件类型"), max_length=20, choices=IdType.choices, default=IdType.RESIDENT_ID
+    )
     id_number = EncryptedTextField(_("证件号码"))
     id_hash = models.CharField(max_length=40, db_index=True, editable=False)
     id_last4 = models.CharField(max_length=4, editable=False)
@@ -69,10 +71,13 @@ class Patient(models.Model):
         verbose_name_plural = _("患者")
         constraints = [
             models.UniqueConstraint(
-                fields=["id_type", "id_hash"], condition=Q(status="active"), name="patient_active_identity_unique"
+                fields=["id_type", "id_hash"],
+                condition=Q(status="active"),
+                name="patient_active_identity_unique",
             ),
             models.CheckConstraint(
-                condition=Q(status="merged", merged_into__isnull=False) | Q(status="active", merged_into__isnull=True),
+                condition=Q(status="merged", merged_into__isnull=False)
+                | Q(status="active", merged_into__isnull=True),
                 name="patient_merge_consistent",
             ),
         ]
@@ -83,7 +88,9 @@ class Patient(models.Model):
 
     @property
     def address(self) -> str:
-        return "".join([self.province, self.city, self.county, self.township, self.village, self.address_detail])
+        return "".join(
+            [self.province, self.city, self.county, self.township, self.village, self.address_detail]
+        )
 
 
 class Contact(models.Model):
@@ -111,7 +118,9 @@ class FamilyLink(models.Model):
         SIBLING = "sibling", _("兄弟姐妹")
         OTHER = "other", _("其他")
 
-    account = models.ForeignKey("accounts.PatientAccount", on_delete=models.CASCADE, related_name="family_links")
+    account = models.ForeignKey(
+        "accounts.PatientAccount", on_delete=models.CASCADE, related_name="family_links"
+    )
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="family_links")
     relationship = models.CharField(_("关系"), max_length=12, choices=Relationship.choices)
     is_guardian = models.BooleanField(_("监护人"), default=False)

@@ -1,0 +1,51 @@
+"""Endpoint guards that ask the policy module. Every page view and API operation declares one.
+
+``@requires(permission)`` both enforces and *declares*: it sets ``yilian_permission`` on the
+function, which the role × endpoint matrix test (tests/test_permission_matrix.py) reads to check
+that every endpoint that exists is guarded and behaves as the policy says for every role.
+Special values: ``PUBLIC`` (sign-in pages), ``PATIENT`` (a signed-in patient account),
+``STAFF`` (any signed-in staff member; data inside is still scoped by the selectors).
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from yilian.common import policy
+from yilian.common.errors import NotAuthenticated, PermissionDenied
+from yilian.common.policy import Actor
+
+PUBLIC = "public"
+PATIENT = "patient"
+STAFF = "staff"
+
+
+def check(actor: Actor, permission: str) -> None:
+    """Raise ``NotAuthenticated`` / ``PermissionDenied`` unless ``actor`` may use ``permission``."""
+    if permission == PUBLIC:
+        return
+    if not actor.is_authenticated:
+        raise NotAuthenticated()
+    if permission == PATIENT:
+        if actor.kind != "patient":
+            raise PermissionDenied()
+        return
+    if not actor.is_staff_member:
+        raise PermissionDenied()
+    if permission == STAFF:
+        return
+    if not policy.allows(actor, permission):
+        raise PermissionDenied()
+
+
+def requires(permission: str):
+    def decorate(view):
+        @wraps(view)
+        def guarded(request, *args, **kwargs):
+            check(request.actor, permission)
+            return view(request, *args, **kwargs)
+
+        guarded.yilian_permission = permission  # type: ignore[attr-defined]
+        return guarded
+
+    return decorate
