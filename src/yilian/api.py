@@ -16,10 +16,12 @@ from ninja.errors import ValidationError as NinjaValidationError
 from yilian.accounts.api import ApiAuth
 from yilian.accounts.api import router as accounts_router
 from yilian.common import audit
+from yilian.common.api import router as audit_router
 from yilian.common.errors import DomainError
 from yilian.community.api import router as community_router
 from yilian.notifications.api import router as notifications_router
 from yilian.patients.api import router as patients_router
+from yilian.scheduling.api import router as scheduling_router
 
 api = NinjaAPI(
     title="Yilian API",
@@ -75,7 +77,7 @@ def on_404(request, exc):
 @api.exception_handler(HttpError)
 def on_http_error(request, exc: HttpError):
     return api.create_response(
-        request, {"code": "HTTP_%d" % exc.status_code, "message": str(exc)}, status=exc.status_code
+        request, {"code": f"HTTP_{exc.status_code}", "message": str(exc)}, status=exc.status_code
     )
 
 
@@ -83,3 +85,5 @@ api.add_router("/accounts", accounts_router)
 api.add_router("/community", community_router)
 api.add_router("/patients", patients_router)
 api.add_router("/notifications", notifications_router)
+api.add_router("/audit", audit_router)
+api.add_router("/scheduling", scheduling_router)

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "yilian.accounts",
     "yilian.patients",
     "yilian.notifications",
+    "yilian.scheduling",
     "yilian.ops",
 ]
 

@@ -15,4 +15,5 @@ urlpatterns = [
     path("h5/", include("yilian.patients.h5_urls")),
     path("notifications/", include("yilian.notifications.urls")),
     path("audit/", include("yilian.common.urls")),
+    path("scheduling/", include("yilian.scheduling.urls")),
 ]
