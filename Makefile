@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 VENDOR := src/yilian/static/vendor/htmx.min.js
 SYSTEM_PACKAGES := chromium fonts-noto-cjk postgresql
 
-.PHONY: run test lint test-sqlite test-postgres sysdeps venv assets demo bench clean
+.PHONY: messages run test lint test-sqlite test-postgres sysdeps venv assets demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,10 @@ node_modules/.installed: package.json package-lock.json
 $(VENDOR): node_modules/.installed scripts/build_assets.py
 	$(PY) scripts/build_assets.py
 
-assets: venv $(VENDOR)
+messages: venv
+	$(PY) scripts/compile_messages.py
+
+assets: venv $(VENDOR) messages
 
 # System packages for browser tests, the throwaway PostgreSQL and CJK fonts (root on these machines).
 sysdeps:
