@@ -44,11 +44,16 @@ class InboxMessage(models.Model):
 
 
 class SmsMessage(models.Model):
-    """An outgoing SMS and its delivery state (queued → sent | deferred → sent | failed)."""
+    """An outgoing SMS and its delivery state (``rules.TRANSITIONS``).
+
+    queued | deferred → sending → sent | queued (retry later) | failed. A delivery task claims the
+    row by moving it to ``sending`` with a conditional update, so that a task run twice sends once.
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("待发送")
         DEFERRED = "deferred", _("免打扰延后")
+        SENDING = "sending", _("发送中")
         SENT = "sent", _("已发送")
         FAILED = "failed", _("发送失败")
 
@@ -62,6 +67,7 @@ class SmsMessage(models.Model):
     not_before = models.DateTimeField(null=True, blank=True)
     provider_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

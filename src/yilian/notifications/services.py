@@ -1,0 +1,170 @@
+"""Every write of notifications: SMS (短信) with delivery state, and the in-app inbox (站内信).
+
+Rules applied here come from ``notifications.rules``: quiet hours (``settings.QUIET_HOURS``, local
+time Asia/Shanghai) defer non-urgent SMS; failures retry with exponential backoff up to
+``settings.SMS_MAX_ATTEMPTS``; a delivery claims its row with a conditional update so that a task
+run twice (a retried worker, the ``dispatch_sms`` safety net) sends once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from yilian.common.errors import InvalidInput
+from yilian.notifications import rules
+from yilian.notifications.models import SmsMessage
+from yilian.notifications.senders import SmsSendError, get_sender
+
+logger = logging.getLogger("yilian")
+
+PHONE_MAX_LENGTH = 20
+SMS_BODY_MAX_LENGTH = 500
+# A row left in "sending" this long was interrupted mid-send (worker killed): its outcome is unknown.
+STALE_SENDING_AFTER = timedelta(minutes=15)
+
+
+def _quiet_hours() -> tuple[int, int]:
+    start, end = getattr(settings, "QUIET_HOURS", (22, 7))
+    return int(start), int(end)
+
+
+def _max_attempts() -> int:
+    return max(int(getattr(settings, "SMS_MAX_ATTEMPTS", 3)), 1)
+
+
+def _deferral_end(now: datetime, urgent: bool) -> datetime | None:
+    """When a non-urgent message may go out if ``now`` is in quiet hours; ``None`` = now."""
+    if urgent:
+        return None
+    return rules.quiet_hours_end(timezone.localtime(now), _quiet_hours())
+
+
+def _enqueue_delivery(sms_id: int, run_after: datetime | None = None) -> None:
+    """Hand the message to the task queue.
+
+    A backend that cannot hold a task until ``run_after`` (e.g. the immediate backend) gets nothing:
+    the ``dispatch_sms`` command, run periodically, enqueues the message once it is due.
+    """
+    from yilian.notifications import tasks
+
+    job = tasks.deliver_sms
+    if run_after is not None:
+        if not job.get_backend().supports_defer:
+            return
+        job = job.using(run_after=run_after)
+    job.enqueue(sms_id)
+
+
+def _clean_phone(phone: str) -> str:
+    phone = (phone or "").strip().replace(" ", "").replace("-", "")
+    if not phone or len(phone) > PHONE_MAX_LENGTH:
+        raise InvalidInput(_("短信接收号码为空或过长。"), field="phone")
+    return phone
+
+
+@transaction.atomic
+def send_sms(*, phone: str, body: str, template_code: str = "", urgent: bool = False) -> SmsMessage:
+    """Queue one SMS and deliver it once the surrounding transaction commits.
+
+    Non-urgent messages written in quiet hours are ``deferred`` until the window ends; urgent ones
+    (sign-in codes, clinic cancellations for today) go now.
+    """
+    now = timezone.now()
+    not_before = _deferral_end(now, urgent)
+    sms = SmsMessage.objects.create(
+        phone=_clean_phone(phone),
+        body=body[:SMS_BODY_MAX_LENGTH],
+        template_code=template_code[:60],
+        urgent=urgent,
+        status=SmsMessage.Status.DEFERRED if not_before else SmsMessage.Status.QUEUED,
+        not_before=not_before,
+        created_at=now,
+    )
+    transaction.on_commit(lambda: _enqueue_delivery(sms.pk, not_before))
+    return sms
+
+
+def deliver_sms(*, sms_id: int) -> str:
+    """Send one queued or deferred SMS if it is due; return its status afterwards.
+
+    Not atomic on purpose: the gateway call happens between two short writes, so that a slow
+    gateway holds no database lock. The first write claims the row (queued|deferred → sending,
+    conditional on the status), so only one run can send it.
+    """
+    now = timezone.now()
+    due = Q(not_before__isnull=True) | Q(not_before__lte=now)
+    waiting = [SmsMessage.Status.QUEUED, SmsMessage.Status.DEFERRED]
+
+    later = SmsMessage.objects.filter(pk=sms_id, status__in=waiting, urgent=False).filter(due)
+    quiet_end = _deferral_end(now, urgent=False)
+    if quiet_end and later.update(status=SmsMessage.Status.DEFERRED, not_before=quiet_end):
+        # Queued before quiet hours but reached only now (worker was down or retrying): wait.
+        _enqueue_delivery(sms_id, quiet_end)
+        return SmsMessage.Status.DEFERRED
+
+    claimed = (
+        SmsMessage.objects.filter(pk=sms_id, status__in=waiting)
+        .filter(due)
+        .update(status=SmsMessage.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1)
+    )
+    if not claimed:
+        current = SmsMessage.objects.filter(pk=sms_id).values_list("status", flat=True).first()
+        return current or "missing"
+
+    sms = SmsMessage.objects.get(pk=sms_id)
+    try:
+        provider_id = get_sender().send(sms.phone, sms.body)
+    except Exception as exc:  # a gateway adapter may raise anything; the row must not stay "sending"
+        retryable = exc.retryable if isinstance(exc, SmsSendError) else True
+        return _record_failure(sms, exc, retryable=retryable)
+
+    SmsMessage.objects.filter(pk=sms_id, status=SmsMessage.Status.SENDING).update(
+        status=SmsMessage.Status.SENT,
+        sent_at=timezone.now(),
+        provider_id=str(provider_id or "")[:64],
+        last_error="",
+    )
+    return SmsMessage.Status.SENT
+
+
+def _record_failure(sms: SmsMessage, exc: Exception, *, retryable: bool) -> str:
+    error = f"{type(exc).__name__}: {exc}"[:300]
+    logger.warning("SMS %s attempt %s failed: %s", sms.pk, sms.attempts, type(exc).__name__)
+    rows = SmsMessage.objects.filter(pk=sms.pk, status=SmsMessage.Status.SENDING)
+    if retryable and rules.may_retry(sms.attempts, _max_attempts()):
+        retry_at = timezone.now() + rules.retry_delay(sms.attempts)
+        if not sms.urgent:
+            retry_at = rules.quiet_hours_end(timezone.localtime(retry_at), _quiet_hours()) or retry_at
+        rows.update(status=SmsMessage.Status.QUEUED, not_before=retry_at, last_error=error)
+        transaction.on_commit(lambda: _enqueue_delivery(sms.pk, retry_at))
+        return SmsMessage.Status.QUEUED
+    rows.update(status=SmsMessage.Status.FAILED, last_error=error)
+    return SmsMessage.Status.FAILED
+
+
+def dispatch_due_sms(*, limit: int = 500) -> int:
+    """The periodic safety net (``yilian dispatch_sms``): enqueue every due queued/deferred SMS.
+
+    Also closes rows stuck in ``sending`` (worker killed mid-send) as ``failed``: whether the
+    gateway sent them is unknown, and sending again could duplicate a message.
+    """
+    now = timezone.now()
+    SmsMessage.objects.filter(
+        status=SmsMessage.Status.SENDING, claimed_at__lt=now - STALE_SENDING_AFTER
+    ).update(status=SmsMessage.Status.FAILED, last_error="发送中断，结果未知（未重发以免重复）")
+    due_ids = list(
+        SmsMessage.objects.filter(status__in=[SmsMessage.Status.QUEUED, SmsMessage.Status.DEFERRED])
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .order_by("-urgent", "created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for sms_id in due_ids:
+        _enqueue_delivery(sms_id)
+    return len(due_ids)
