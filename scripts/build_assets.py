@@ -15,6 +15,7 @@ ASSETS = {
     "htmx.org/dist/htmx.min.js": "htmx.min.js",
     "echarts/dist/echarts.min.js": "echarts.min.js",
     "alpinejs/dist/cdn.min.js": "alpine.min.js",
+    "jsqr/dist/jsQR.js": "jsQR.js",
 }
 
 
