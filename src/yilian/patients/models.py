@@ -13,6 +13,19 @@ from django.utils.translation import gettext_lazy as _
 from yilian.common.crypto import EncryptedTextField
 
 
+class OptionalEncryptedTextField(EncryptedTextField):
+    """An encrypted column that may be empty: ``""`` is stored as ``""`` and must read back as ``""``.
+
+    ``EncryptedTextField.from_db_value`` tries to decrypt the empty string and fails, which made
+    every patient without a phone unreadable; this keeps the empty value as it is.
+    """
+
+    def from_db_value(self, value, expression, connection):
+        if value == "":
+            return ""
+        return super().from_db_value(value, expression, connection)
+
+
 class Patient(models.Model):
     """A real-name patient identity (就诊人), the subject of every clinical record."""
 
@@ -45,7 +58,7 @@ class Patient(models.Model):
     id_hash = models.CharField(max_length=40, db_index=True, editable=False)
     id_last4 = models.CharField(max_length=4, editable=False)
     id_head = models.CharField(max_length=6, editable=False, blank=True)
-    phone = EncryptedTextField(_("手机号"), blank=True)
+    phone = OptionalEncryptedTextField(_("手机号"), blank=True)
     phone_hash = models.CharField(max_length=40, db_index=True, blank=True, editable=False)
     phone_last4 = models.CharField(max_length=4, blank=True, editable=False)
     nationality = models.CharField(_("国籍"), max_length=3, default="CHN")

@@ -1,0 +1,243 @@
+"""Reads of patient data, only through gates (access.md: scoped by organisation subtree).
+
+* ``patients_visible_to(actor)`` — the queryset an actor may see at all.
+* ``access_patient(actor, id)`` — one record; missing and forbidden both ``NotFound`` so that ids
+  cannot be probed; every successful view writes ``patient.view`` (PRODUCT.md: every view of a
+  patient record is audited).
+* ``search_patients(actor, q)`` — the registration-desk search box: document number or mobile
+  (exact, via blind index), pinyin initials, or the start of a Chinese name. List rows are built
+  without decrypting anything: masked identifiers come from the clear ``id_head``/``*_last4``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from yilian.common import audit, crypto, policy
+from yilian.common.errors import NotFound, PermissionDenied
+from yilian.common.models import AuditEvent
+from yilian.common.policy import Actor
+from yilian.community.models import Organisation
+from yilian.patients import rules
+from yilian.patients.models import Patient
+
+LIST_FIELDS = (
+    "id",
+    "name",
+    "sex",
+    "birth_date",
+    "id_type",
+    "id_head",
+    "id_last4",
+    "phone_last4",
+    "status",
+    "realname_verified",
+    "home_org__id",
+    "home_org__name",
+    "home_org__path",
+)
+SEARCH_LIMIT_MAX = 100
+
+
+def patients_visible_to(actor: Actor, permission: str = policy.PATIENT_VIEW) -> QuerySet[Patient]:
+    """Patients the actor may see (access.md): staff and systems by the organisation subtrees where
+    they hold ``permission`` (over ``home_org.path``); a patient account only the patients it manages."""
+    if actor.kind == "patient":
+        return Patient.objects.filter(pk__in=sorted(actor.managed_patient_ids))
+    if not actor.is_staff_member:
+        return Patient.objects.none()
+    paths = policy.scope_paths(actor, permission)
+    if not paths:
+        return Patient.objects.none()
+    in_scope = Q()
+    for path in paths:
+        in_scope |= Q(path__startswith=path)
+    return Patient.objects.filter(home_org_id__in=Organisation.objects.filter(in_scope).values("pk"))
+
+
+def _may_view(actor: Actor, patient: Patient, permission: str) -> bool:
+    if actor.kind == "patient":
+        return patient.pk in actor.managed_patient_ids
+    if not actor.is_staff_member:
+        return False
+    return policy.covers(actor, permission, patient.home_org.path)
+
+
+def access_patient(actor: Actor, patient_id: int, *, purpose: str = "view") -> Patient:
+    """The gate to one patient record (access.md; PRODUCT.md "every view audited").
+
+    Staff need ``PATIENT_VIEW`` over the patient's home organisation; API keys likewise by their
+    organisation; patient accounts only the patients they manage. Writes ``patient.view`` with
+    ``purpose`` as its reason. Missing and forbidden both raise ``NotFound``; a forbidden attempt on
+    a real record is itself audited as refused, so the patient's access history shows it.
+    """
+    patient = Patient.objects.select_related("home_org", "merged_into").filter(pk=patient_id).first()
+    if patient is None:
+        raise NotFound()
+    target = audit.Target("patient", patient.pk, patient.pk)
+    if not _may_view(actor, patient, policy.PATIENT_VIEW):
+        if actor.is_authenticated:
+            audit.refused(actor, "patient.view", target=target, code=NotFound.code)
+        raise NotFound()
+    audit.record(actor, "patient.view", target=target, reason=purpose[:500])
+    return patient
+
+
+def access_patient_for_card_scan(actor: Actor, patient: Patient) -> Patient:
+    """The patient presents their e-health card (一码通用): they are at the desk, so organisation
+    scope does not apply, but the scanner needs ``CARD_SCAN`` and the view is audited
+    (``patient.view``, reason ``card_scan``)."""
+    if not actor.is_staff_member or not policy.allows(actor, policy.CARD_SCAN):
+        raise PermissionDenied()
+    audit.record(
+        actor, "patient.view", target=audit.Target("patient", patient.pk, patient.pk), reason="card_scan"
+    )
+    return patient
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    """One line of a patient list: nothing here needs decryption."""
+
+    id: int
+    name: str
+    sex: str
+    sex_label: str
+    birth_date: date
+    age: int
+    id_type: str
+    id_type_label: str
+    id_masked: str
+    phone_masked: str
+    home_org_name: str
+    status: str
+    realname_verified: bool
+
+
+def masked_id(id_type: str, id_head: str, id_last4: str) -> str:
+    """``370687********1234`` for a resident ID (area code and last 4 kept); ``****1234`` otherwise."""
+    if id_type == Patient.IdType.RESIDENT_ID and id_head:
+        return id_head + "*" * 8 + id_last4
+    return "****" + id_last4
+
+
+def masked_phone(last4: str) -> str:
+    return "*******" + last4 if last4 else ""
+
+
+def age_on(birth: date, today: date | None = None) -> int:
+    today = today or date.today()
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+
+
+def to_row(values: dict) -> PatientRow:
+    return PatientRow(
+        id=values["id"],
+        name=values["name"],
+        sex=values["sex"],
+        sex_label=str(Patient.Sex(values["sex"]).label),
+        birth_date=values["birth_date"],
+        age=age_on(values["birth_date"]),
+        id_type=values["id_type"],
+        id_type_label=str(Patient.IdType(values["id_type"]).label),
+        id_masked=masked_id(values["id_type"], values["id_head"], values["id_last4"]),
+        phone_masked=masked_phone(values["phone_last4"]),
+        home_org_name=values["home_org__name"],
+        status=values["status"],
+        realname_verified=values["realname_verified"],
+    )
+
+
+def _prefix(column: str, prefix: str) -> Q:
+    """``column LIKE 'prefix%'``. SQLite cannot use an index for LIKE, so there the same prefix is
+    also given as a range (binary collation makes the two equivalent); PostgreSQL uses the
+    ``varchar_pattern_ops`` indexes of migration 0002."""
+    condition = Q(**{f"{column}__startswith": prefix})
+    if connection.vendor == "sqlite" and prefix:
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        condition &= Q(**{f"{column}__gte": prefix, f"{column}__lt": upper})
+    return condition
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    kind: str
+    rows: list[PatientRow]
+
+
+def search_patients(actor: Actor, q: str, limit: int = 20) -> SearchResult:
+    """One search box (the registration-desk habit): ID number, mobile, pinyin initials or name prefix.
+
+    Exact identifiers are matched by their blind index (never decrypted, never stored in clear);
+    the search is audited as ``patient.search`` with the *kind* of query only, never its text.
+    Merged records are left out (their successor is found instead).
+    """
+    q = (q or "").strip()[:64]
+    limit = max(1, min(int(limit), SEARCH_LIMIT_MAX))
+    kind = rules.query_kind(q)
+    compact = q.replace(" ", "")
+    if kind == "mobile":
+        match = Q(phone_hash=crypto.blind_index("phone", compact)) | Q(
+            id_hash=crypto.blind_index("id", rules.normalise_id(compact))
+        )
+    elif kind == "id":
+        match = Q(id_hash=crypto.blind_index("id", rules.normalise_id(compact)))
+    elif kind == "initials":
+        match = _prefix("name_initials", compact.lower()[:32])
+    elif kind == "name":
+        match = _prefix("name", q)
+    else:
+        match = None
+    rows: list[PatientRow] = []
+    if match is not None:
+        values = (
+            patients_visible_to(actor, policy.PATIENT_SEARCH)
+            .filter(match, status=Patient.Status.ACTIVE)
+            .order_by("name", "id")
+            .values(*LIST_FIELDS)[:limit]
+        )
+        rows = [to_row(v) for v in values]
+    if kind != "empty":
+        audit.record(actor, "patient.search", detail={"kind": kind, "count": len(rows)})
+    return SearchResult(kind=kind, rows=rows)
+
+
+def recent_patients(actor: Actor, limit: int = 10) -> list[PatientRow]:
+    """Patients the actor opened most recently (from the audit log), for the search page."""
+    ids: list[int] = []
+    events = (
+        AuditEvent.objects.filter(
+            actor_id=actor.user_id, action="patient.view", outcome=AuditEvent.Outcome.OK
+        )
+        .exclude(patient_id=None)
+        .order_by("-at", "-id")
+        .values_list("patient_id", flat=True)[:200]
+    )
+    for pid in events:
+        if pid not in ids:
+            ids.append(pid)
+        if len(ids) >= limit:
+            break
+    if not ids or actor.user_id is None:
+        return []
+    found = {
+        v["id"]: v
+        for v in patients_visible_to(actor, policy.PATIENT_SEARCH).filter(pk__in=ids).values(*LIST_FIELDS)
+    }
+    return [to_row(found[i]) for i in ids if i in found]
+
+
+def access_log(patient: Patient, limit: int = 20) -> list[AuditEvent]:
+    """Who viewed or changed this record, newest first (shown on the profile, for the patient's protection).
+
+    Call only after ``access_patient`` has let the actor in.
+    """
+    return list(
+        AuditEvent.objects.filter(patient_id=patient.pk)
+        .exclude(action="patient.search")
+        .order_by("-at", "-id")[:limit]
+    )
