@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from yilian.common.crypto import EncryptedTextField
 
 
+def validate_template_syntax(value: str) -> None:
+    """Refuse text that Django's template engine cannot compile (an admin typo must not break sending)."""
+    from django.template import Engine, TemplateSyntaxError
+
+    try:
+        Engine.get_default().from_string(value)
+    except TemplateSyntaxError as exc:
+        raise ValidationError(_("模板语法错误：%(error)s"), params={"error": exc}) from exc
+
+
 class MessageTemplate(models.Model):
-    """An editable message template (消息模板); ``body`` uses Django template syntax."""
+    """An editable message template (消息模板); ``title`` and ``body`` use Django template syntax."""
 
     code = models.SlugField(_("模板编码"), max_length=60, unique=True)
-    title = models.CharField(_("标题"), max_length=120)
-    body = models.TextField(_("内容"))
+    title = models.CharField(_("标题"), max_length=120, validators=[validate_template_syntax])
+    body = models.TextField(_("内容"), validators=[validate_template_syntax])
     urgent = models.BooleanField(_("紧急（不受免打扰时段限制）"), default=False)
     sms_enabled = models.BooleanField(_("发送短信"), default=True)
+    variables = models.CharField(
+        _("可用变量"), max_length=300, blank=True, help_text=_("调用方提供的变量，供编辑模板时参考。")
+    )
 
     class Meta:
         verbose_name = _("消息模板")

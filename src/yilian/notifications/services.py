@@ -1,5 +1,9 @@
 """Every write of notifications: SMS (短信) with delivery state, and the in-app inbox (站内信).
 
+Other apps call ``notify`` (a templated message to a user's inbox and, if the template says so, an
+SMS) or ``send_sms`` (a raw SMS, e.g. a sign-in code), from inside their own transaction: nothing
+leaves the building unless that transaction commits.
+
 Rules applied here come from ``notifications.rules``: quiet hours (``settings.QUIET_HOURS``, local
 time Asia/Shanghai) defer non-urgent SMS; failures retry with exponential backoff up to
 ``settings.SMS_MAX_ATTEMPTS``; a delivery claims its row with a conditional update so that a task
@@ -9,17 +13,21 @@ run twice (a retried worker, the ``dispatch_sms`` safety net) sends once.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
+from django.template import Context, Engine, TemplateSyntaxError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from yilian.common.errors import InvalidInput
+from yilian.common.errors import InvalidInput, NotFound
+from yilian.common.policy import Actor
 from yilian.notifications import rules
-from yilian.notifications.models import SmsMessage
+from yilian.notifications.models import InboxMessage, MessageTemplate, SmsMessage
 from yilian.notifications.senders import SmsSendError, get_sender
 
 logger = logging.getLogger("yilian")
@@ -28,6 +36,8 @@ PHONE_MAX_LENGTH = 20
 SMS_BODY_MAX_LENGTH = 500
 # A row left in "sending" this long was interrupted mid-send (worker killed): its outcome is unknown.
 STALE_SENDING_AFTER = timedelta(minutes=15)
+# The safety net leaves a due message this long to the task queue before enqueueing it itself.
+DISPATCH_GRACE = timedelta(minutes=2)
 
 
 def _quiet_hours() -> tuple[int, int]:
@@ -149,8 +159,11 @@ def _record_failure(sms: SmsMessage, exc: Exception, *, retryable: bool) -> str:
     return SmsMessage.Status.FAILED
 
 
-def dispatch_due_sms(*, limit: int = 500) -> int:
-    """The periodic safety net (``yilian dispatch_sms``): enqueue every due queued/deferred SMS.
+def dispatch_due_sms(*, limit: int = 500, grace: timedelta = DISPATCH_GRACE) -> int:
+    """The periodic safety net (``yilian dispatch_sms``): enqueue every queued/deferred SMS that has
+    been due for longer than ``grace`` (a lost task, a backend that cannot delay tasks, the end of
+    quiet hours). ``grace`` leaves the normal path to the worker, so a healthy queue gets no copies;
+    a copy would be harmless anyway, as delivery claims the row.
 
     Also closes rows stuck in ``sending`` (worker killed mid-send) as ``failed``: whether the
     gateway sent them is unknown, and sending again could duplicate a message.
@@ -159,12 +172,117 @@ def dispatch_due_sms(*, limit: int = 500) -> int:
     SmsMessage.objects.filter(
         status=SmsMessage.Status.SENDING, claimed_at__lt=now - STALE_SENDING_AFTER
     ).update(status=SmsMessage.Status.FAILED, last_error="发送中断，结果未知（未重发以免重复）")
+    cutoff = now - grace
     due_ids = list(
         SmsMessage.objects.filter(status__in=[SmsMessage.Status.QUEUED, SmsMessage.Status.DEFERRED])
-        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .filter(Q(not_before__lte=cutoff) | Q(not_before__isnull=True, created_at__lte=cutoff))
         .order_by("-urgent", "created_at")
         .values_list("pk", flat=True)[:limit]
     )
     for sms_id in due_ids:
         _enqueue_delivery(sms_id)
     return len(due_ids)
+
+
+# --- Templated notifications and the inbox -----------------------------------------------------
+
+GENERIC_TEMPLATE = "generic"
+
+
+@dataclass(frozen=True)
+class Notified:
+    """What ``notify`` wrote: the inbox message (if there was a recipient) and the SMS (if any)."""
+
+    inbox: InboxMessage | None
+    sms: SmsMessage | None
+
+
+def _render(source: str, context: dict[str, Any]) -> str:
+    """Render template text as plain text (no HTML escaping: pages escape on display, SMS is text)."""
+    return Engine.get_default().from_string(source).render(Context(context, autoescape=False)).strip()
+
+
+def render_template(template: MessageTemplate, context: dict[str, Any]) -> tuple[str, str]:
+    """``(title, body)`` of ``template`` filled with ``context``."""
+    return _render(template.title, context), _render(template.body, context)
+
+
+def _template_for(code: str) -> MessageTemplate | None:
+    template = MessageTemplate.objects.filter(code=code).first()
+    if template is None and code != GENERIC_TEMPLATE:
+        logger.warning("Message template %r missing; using %r", code, GENERIC_TEMPLATE)
+        template = MessageTemplate.objects.filter(code=GENERIC_TEMPLATE).first()
+    return template
+
+
+@transaction.atomic
+def notify(
+    *,
+    recipient,
+    template_code: str,
+    context: dict[str, Any],
+    phone: str | None = None,
+    urgent: bool | None = None,
+    link: str = "",
+) -> Notified:
+    """Tell someone something: an inbox message for ``recipient`` (a user, or ``None`` for a patient
+    without an account) and, if the template sends SMS and ``phone`` is given, an SMS.
+
+    ``urgent`` (default: the template's setting) lets the SMS through quiet hours. A missing or
+    broken template never fails the caller's transaction (a clinic cancellation must not be undone
+    by a typo in the admin): the ``generic`` template, then the context's own ``title``/``body``,
+    stand in and a warning is logged.
+    """
+    template = _template_for(template_code)
+    title = body = ""
+    if template is not None:
+        try:
+            title, body = render_template(template, context)
+        except TemplateSyntaxError:
+            logger.warning("Message template %r does not compile", template.code)
+    title = (title or str(context.get("title") or "医联通知"))[:120]
+    body = body or str(context.get("body") or "")
+    is_urgent = bool(template.urgent if urgent is None and template is not None else urgent)
+    sends_sms = template.sms_enabled if template is not None else True
+
+    inbox = None
+    if recipient is not None:
+        inbox = InboxMessage.objects.create(
+            recipient_id=getattr(recipient, "pk", recipient),
+            template_code=template_code[:60],
+            title=title,
+            body=body,
+            link=link[:200],
+            urgent=is_urgent,
+            created_at=timezone.now(),
+        )
+    sms = None
+    if sends_sms and phone and body:
+        sms = send_sms(phone=phone, body=body, template_code=template_code, urgent=is_urgent)
+    return Notified(inbox=inbox, sms=sms)
+
+
+@transaction.atomic
+def mark_read(*, actor: Actor, message_id: int) -> InboxMessage:
+    """Mark one of the actor's own inbox messages read; someone else's looks missing (NotFound)."""
+    message = (
+        InboxMessage.objects.select_for_update().filter(pk=message_id, recipient_id=actor.user_id).first()
+        if actor.user_id
+        else None
+    )
+    if message is None:
+        raise NotFound()
+    if message.read_at is None:
+        message.read_at = timezone.now()
+        message.save(update_fields=["read_at"])
+    return message
+
+
+@transaction.atomic
+def mark_all_read(*, actor: Actor) -> int:
+    """Mark every unread message of the actor read; returns how many changed."""
+    if not actor.user_id:
+        return 0
+    return InboxMessage.objects.filter(recipient_id=actor.user_id, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
