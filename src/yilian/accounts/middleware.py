@@ -10,11 +10,16 @@ from django.utils.functional import SimpleLazyObject
 
 from yilian.accounts.selectors import actor_for_user
 
+TIMED_OUT_KEY = "yilian_timed_out"
+
 
 class SessionTimeoutMiddleware:
-    """Sign a user out after ``SESSION_IDLE_TIMEOUT`` without a request (MLPS 2.0 session timeout).
+    """Sign a user out after ``SESSION_IDLE_TIMEOUT`` without a request (MLPS 2.0 session timeout,
+    GB/T 22239-2019 §8.1.4.1 d).
 
-    Also attaches ``request.actor`` (lazily) for views and the API.
+    The sign-out is audited (``auth.session_timeout``) and leaves a flag in the new, anonymous
+    session so that the sign-in page can say why. Also attaches ``request.actor`` (lazily) for
+    views and the API.
     """
 
     def __init__(self, get_response):
@@ -25,7 +30,12 @@ class SessionTimeoutMiddleware:
             now = time.time()
             last = request.session.get("last_seen")
             if last is not None and now - last > settings.SESSION_IDLE_TIMEOUT.total_seconds():
+                from yilian.accounts import services  # services import selectors; keep start-up light
+
+                user = request.user
                 logout(request)
+                services.record_session_timeout(user=user)
+                request.session[TIMED_OUT_KEY] = user.kind
                 request.session_timed_out = True
             else:
                 request.session["last_seen"] = now

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+from datetime import timedelta
 
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from yilian.accounts.models import ApiKey, User
+from yilian.accounts import rules
+from yilian.accounts.models import ApiKey, PatientAccount, User
+from yilian.common import masking, policy
 from yilian.common.policy import ANONYMOUS, INTEGRATION, Actor, Assignment
+from yilian.community.models import Organisation
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def actor_for_user(user: User | None) -> Actor:
@@ -49,15 +57,22 @@ def hash_api_key(secret: str) -> str:
 
 def actor_for_api_key(raw: str) -> Actor | None:
     """Keys look like ``yl_<prefix>_<secret>``; an unknown, revoked or malformed key gives ``None``."""
-    parts = raw.strip().split("_")
-    if len(parts) != 3 or parts[0] != "yl":
+    raw = raw.strip()
+    match = rules.API_KEY_SHAPE.match(raw)
+    if match is None:
         return None
     key = (
-        ApiKey.objects.select_related("organisation").filter(prefix=parts[1], revoked_at__isnull=True).first()
+        ApiKey.objects.select_related("organisation")
+        .filter(prefix=match.group(1), revoked_at__isnull=True)
+        .first()
     )
-    if key is None or key.key_hash != hash_api_key(raw.strip()):
+    if key is None or not hmac.compare_digest(key.key_hash, hash_api_key(raw)):
         return None
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    now = timezone.now()
+    # At most one write a minute per key: a busy integration must not write on every request.
+    ApiKey.objects.filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION), pk=key.pk
+    ).update(last_used_at=now)
     return Actor(
         kind="system",
         label=f"api-key:{key.name}",
@@ -66,3 +81,92 @@ def actor_for_api_key(raw: str) -> Actor | None:
         ),
         api_key_id=key.pk,
     )
+
+
+# --- reads for the security administrator and "who am I" -----------------------------------
+
+
+def _scope_q(actor: Actor, permission: str, field: str) -> Q | None:
+    """Materialised-path prefixes where ``actor`` holds ``permission`` (common.policy), as a Q."""
+    paths = policy.scope_paths(actor, permission)
+    if not paths:
+        return None
+    q = Q()
+    for prefix in paths:
+        q |= Q(**{f"{field}__startswith": prefix})
+    return q
+
+
+def organisations_for_keys(actor: Actor) -> QuerySet[Organisation]:
+    """Organisations a security administrator may issue API keys for (their subtrees)."""
+    q = _scope_q(actor, policy.SECURITY_MANAGE, "path")
+    return Organisation.objects.filter(q).order_by("path") if q is not None else Organisation.objects.none()
+
+
+def api_keys_visible_to(actor: Actor) -> QuerySet[ApiKey]:
+    """API keys of organisations in the actor's ``SECURITY_MANAGE`` scope, newest first."""
+    q = _scope_q(actor, policy.SECURITY_MANAGE, "organisation__path")
+    if q is None:
+        return ApiKey.objects.none()
+    return (
+        ApiKey.objects.filter(q)
+        .select_related("organisation", "created_by__staff")
+        .order_by(F("revoked_at").asc(nulls_first=True), "-created_at", "-id")
+    )
+
+
+def locked_users_visible_to(actor: Actor, *, now=None) -> QuerySet[User]:
+    """Staff accounts locked right now (MLPS login-failure lock) in the actor's scope."""
+    q = _scope_q(actor, policy.SECURITY_MANAGE, "staff__organisation__path")
+    if q is None:
+        return User.objects.none()
+    return (
+        User.objects.filter(q, kind=User.Kind.STAFF, locked_until__gt=now or timezone.now())
+        .select_related("staff__organisation")
+        .order_by("-locked_until", "pk")
+    )
+
+
+def who_am_i(actor: Actor) -> dict:
+    """The signed-in caller as the API's ``/me`` shows it: kind, a display name, roles with org codes."""
+    if actor.kind == "patient":
+        account = PatientAccount.objects.filter(pk=actor.patient_account_id).first()
+        return {
+            "kind": "patient",
+            "name": masking.mask_phone(account.phone) if account else "",
+            "username": "",
+            "roles": [],
+            "patient_account_id": actor.patient_account_id,
+            "managed_patient_ids": sorted(actor.managed_patient_ids),
+        }
+    orgs = {
+        o.pk: o
+        for o in Organisation.objects.filter(pk__in={a.org_id for a in actor.assignments}).only(
+            "pk", "code", "name"
+        )
+    }
+    roles = [
+        {
+            "role": a.role,
+            "role_label": policy.ROLE_LABELS.get(a.role, a.role),
+            "organisation_code": orgs[a.org_id].code if a.org_id in orgs else "",
+            "organisation_name": orgs[a.org_id].name if a.org_id in orgs else "",
+        }
+        for a in actor.assignments
+    ]
+    if actor.kind == "system":
+        name = actor.label.removeprefix("api-key:")
+        username = ""
+    else:
+        user = User.objects.select_related("staff").filter(pk=actor.user_id).first()
+        staff = getattr(user, "staff", None) if user else None
+        name = staff.name if staff else (user.username if user else "")
+        username = user.username if user else ""
+    return {
+        "kind": actor.kind,
+        "name": name,
+        "username": username,
+        "roles": roles,
+        "patient_account_id": None,
+        "managed_patient_ids": [],
+    }
