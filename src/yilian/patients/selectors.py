@@ -23,7 +23,7 @@ from yilian.common.models import AuditEvent
 from yilian.common.policy import Actor
 from yilian.community.models import Organisation
 from yilian.patients import rules
-from yilian.patients.models import Patient
+from yilian.patients.models import Contact, FamilyLink, HealthCard, Patient
 
 LIST_FIELDS = (
     "id",
@@ -241,3 +241,90 @@ def access_log(patient: Patient, limit: int = 20) -> list[AuditEvent]:
         .exclude(action="patient.search")
         .order_by("-at", "-id")[:limit]
     )
+
+
+def active_card(patient: Patient) -> HealthCard | None:
+    """The patient's active e-health card, if any (call after the ``access_patient`` gate)."""
+    return HealthCard.objects.filter(patient=patient, status=HealthCard.Status.ACTIVE).first()
+
+
+def cards_of(patient: Patient) -> list[HealthCard]:
+    return list(HealthCard.objects.filter(patient=patient).order_by("-issued_at", "-id"))
+
+
+def contacts_of(patient: Patient) -> list[Contact]:
+    return list(Contact.objects.filter(patient=patient).order_by("id"))
+
+
+def family_links_of(patient: Patient) -> list[FamilyLink]:
+    """Patient accounts that manage this patient (家庭成员绑定), without their phone numbers."""
+    return list(FamilyLink.objects.filter(patient=patient).order_by("created_at", "id"))
+
+
+def registration_problems(actor: Actor, data: dict) -> tuple[dict[str, str], dict[str, object]]:
+    """Live checks for the registration form (no writes): field → message, and what the ID tells us.
+
+    Runs the same ``patients.rules`` as ``services.register_patient`` and the duplicate look-up by
+    blind index, so the clerk sees "已建档" before pressing save.
+    """
+    from yilian.patients.services import MESSAGES  # messages live with the service that raises them
+
+    problems: dict[str, str] = {}
+    derived: dict[str, object] = {}
+    if data.get("name"):
+        try:
+            rules.check_name(data["name"])
+        except rules.RuleViolation as exc:
+            problems[exc.field] = str(MESSAGES[exc.code])
+    if data.get("phone"):
+        try:
+            rules.check_mobile(data["phone"])
+        except rules.RuleViolation as exc:
+            problems[exc.field] = str(MESSAGES[exc.code])
+    id_type, number = data.get("id_type") or rules.RESIDENT_ID, data.get("id_number") or ""
+    if number:
+        try:
+            identity = rules.check_identity(
+                id_type,
+                number,
+                sex=data.get("sex") or None,
+                birth_date=data.get("birth_date"),
+            )
+        except rules.RuleViolation as exc:
+            if exc.code not in {"BIRTH_DATE_REQUIRED", "SEX_REQUIRED"}:  # not yet filled in: no nagging
+                problems[exc.field] = str(MESSAGES[exc.code])
+        else:
+            derived = {"birth_date": identity.birth_date, "sex": identity.sex}
+            existing = (
+                Patient.objects.filter(
+                    id_type=identity.id_type,
+                    id_hash=crypto.blind_index("id", identity.id_number),
+                    status=Patient.Status.ACTIVE,
+                )
+                .select_related("home_org")
+                .first()
+            )
+            if existing is not None:
+                from yilian.common import masking
+
+                problems["id_number"] = str(MESSAGES["DUPLICATE"]) % {
+                    "name": masking.mask_name(existing.name)
+                }
+                if _may_view(actor, existing, policy.PATIENT_VIEW):
+                    derived["existing_id"] = existing.pk
+    return problems, derived
+
+
+def related_counts(patient: Patient) -> dict[str, int]:
+    """How many rows of each table point at the patient (merge preview), by table name."""
+    from yilian.patients.services import reverse_relations
+
+    counts: dict[str, int] = {}
+    for rel in reverse_relations():
+        rows = rel.related_model._base_manager.filter(**{rel.field.name: patient})
+        if rel.related_model is Patient:
+            rows = rows.exclude(pk=patient.pk)
+        n = rows.count()
+        if n:
+            counts[str(rel.related_model._meta.verbose_name)] = n
+    return counts

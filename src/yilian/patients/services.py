@@ -9,6 +9,7 @@ never their values.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -47,6 +48,7 @@ MESSAGES: dict[str, Any] = {
     "RELATIONSHIP_REQUIRED": _("请填写与患者的关系。"),
     "MERGE_REASON_REQUIRED": _("合并患者必须填写原因。"),
     "MERGE_SAME_PATIENT": _("不能把患者与自己合并。"),
+    "DUPLICATE": _("该证件号码已建档（%(name)s），请直接检索使用已有档案，勿重复建档。"),
     "MERGE_NOT_ACTIVE": _("只能合并两份有效档案，其中一份已被合并。"),
 }
 
@@ -66,7 +68,7 @@ class DuplicatePatient(Conflict):
     """An active patient already holds this document (证件号已建档)."""
 
     code = "DUPLICATE_PATIENT"
-    default_message = _("该证件号码已建档（%(name)s），请直接检索使用已有档案，勿重复建档。")
+    default_message = MESSAGES["DUPLICATE"]
 
 
 class MergeConflict(Conflict):
@@ -387,7 +389,7 @@ def add_contact(*, actor: Actor, patient_id: int, name: str, relationship: str, 
     return contact
 
 
-def _reverse_relations() -> list[Any]:
+def reverse_relations() -> list[Any]:
     """Every foreign key (and one-to-one) in any installed app that points at ``Patient``.
 
     Built from ``Patient._meta`` at call time — including hidden (``related_name="+"``) relations,
@@ -404,8 +406,15 @@ def _reverse_relations() -> list[Any]:
     return relations
 
 
+@dataclass(frozen=True)
+class MergeOutcome:
+    survivor: Patient
+    duplicate_id: int
+    moved: dict[str, int]
+
+
 @transaction.atomic
-def merge_patients(*, actor: Actor, survivor_id: int, duplicate_id: int, reason: str) -> Patient:
+def merge_patients(*, actor: Actor, survivor_id: int, duplicate_id: int, reason: str) -> MergeOutcome:
     """Merge a duplicate patient record into the survivor (重复档案合并).
 
     Both must be active and in the actor's ``PATIENT_MERGE`` scope. Every row of every table that
@@ -441,7 +450,7 @@ def merge_patients(*, actor: Actor, survivor_id: int, duplicate_id: int, reason:
         patient=duplicate, account_id__in=list(survivor_accounts)
     ).delete()[0]
     moved: dict[str, int] = {}
-    for rel in _reverse_relations():
+    for rel in reverse_relations():
         model, field = rel.related_model, rel.field
         rows = model._base_manager.filter(**{field.name: duplicate})
         if model is Patient:
@@ -480,4 +489,4 @@ def merge_patients(*, actor: Actor, survivor_id: int, duplicate_id: int, reason:
         detail=detail,
     )
     survivor.refresh_from_db()
-    return survivor
+    return MergeOutcome(survivor=survivor, duplicate_id=duplicate.pk, moved=moved)
