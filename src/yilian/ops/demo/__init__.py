@@ -1,0 +1,1 @@
+"""A realistic demo county for trying Yilian out and for benchmarks (``yilian demo``)."""

@@ -1,0 +1,249 @@
+"""Build the demo county in the database: organisations, staff, then patients in bulk.
+
+The demo bypasses the services for speed (100,000 patients in bulk inserts of 2,000) but writes
+rows of the same shape as ``patients.services.register_patient`` (identifiers encrypted by the
+model field, blind indexes, last-4, area head and pinyin initials set the same way, one active
+``YL`` + 16-digit card each), ``accounts.services`` (patient-account users ``p-<hex>`` with an
+unusable password) and ``patients.family`` (family links with consent version and guardianship).
+
+Everything is drawn from ``random.Random(seed)`` against a fixed reference date, so one seed
+always gives the same county, people, ID numbers, phones and card numbers.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.apps import apps
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
+from django.db import connection, transaction
+from django.utils import timezone
+
+from yilian.accounts.models import PatientAccount, User
+from yilian.common import audit, crypto, pinyin
+from yilian.common.models import AuditEvent
+from yilian.community.models import Organisation
+from yilian.ops.demo import county as county_mod
+from yilian.ops.demo.people import CHILD, Household, PeopleFactory, households
+from yilian.patients.models import FamilyLink, HealthCard, Patient
+
+AS_OF = date(2026, 1, 1)  # ages are counted from here, so a seed means the same people every day
+CONSENT_VERSION = "2026-01"  # patients.family.CONSENT_VERSION at the time of writing
+BATCH = 2000
+# Tables the demo may clear with --force: everything the project writes, except the audit log.
+_CLEARABLE_APPS = {
+    "accounts",
+    "community",
+    "patients",
+    "notifications",
+    "scheduling",
+    "ops",
+    "sessions",
+    "admin",
+    "django_tasks_database",
+    "django_tasks_db",
+    "common",
+}
+
+
+class DatabaseNotEmpty(RuntimeError):
+    """The database already holds data; the demo refuses to mix with it."""
+
+
+@dataclass
+class DemoResult:
+    seed: int
+    patients: int = 0
+    households: int = 0
+    accounts: int = 0
+    staff: int = 0
+    organisations: int = 0
+    villages: int = 0
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def database_is_empty() -> bool:
+    return not (Organisation.objects.exists() or User.objects.exists() or Patient.objects.exists())
+
+
+def clear_database() -> None:
+    """Delete every row the product wrote, except the append-only audit log.
+
+    The audit log refuses deletion by design; when it names a user, that user cannot go either,
+    so the caller is told to start from a fresh database instead.
+    """
+    if AuditEvent.objects.filter(actor__isnull=False).exists():
+        raise DatabaseNotEmpty(
+            "the audit log names existing users and is append-only, so this database cannot be emptied; "
+            "start from a fresh one (remove var/yilian.sqlite3, or create a new PostgreSQL database)"
+        )
+    models = [
+        m
+        for m in apps.get_models(include_auto_created=True)
+        if m._meta.app_label in _CLEARABLE_APPS
+        and m is not AuditEvent
+        and m._meta.managed
+        and not m._meta.proxy
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Foreign keys are deferred to commit (Django creates them DEFERRABLE INITIALLY DEFERRED),
+        # so the order of the deletes does not matter.
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        for model in models:
+            cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")  # noqa: S608
+
+
+def _chunks(items: Iterable[Household], size: int):
+    chunk: list[Household] = []
+    count = 0
+    for house in items:
+        chunk.append(house)
+        count += len(house.members)
+        if count >= size:
+            yield chunk
+            chunk, count = [], 0
+    if chunk:
+        yield chunk
+
+
+def build_demo(
+    *,
+    patients: int,
+    seed: int = 2026,
+    villages: int = 400,
+    password: str = county_mod.DEMO_PASSWORD,
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> DemoResult:
+    """Create the demo county and ``patients`` patients; refuse a non-empty database unless ``force``."""
+    started = time.perf_counter()
+    result = DemoResult(seed=seed)
+    if not database_is_empty():
+        if not force:
+            raise DatabaseNotEmpty(
+                "the database already holds organisations, users or patients; "
+                "use --force to delete them and build the demo anyway"
+            )
+        clear_database()
+    rng = random.Random(seed)
+    with transaction.atomic():
+        county = county_mod.build_organisations(rng, villages=villages)
+        county = county_mod.build_staff(rng, county, as_of=AS_OF, password=password)
+        result.timings["county"] = time.perf_counter() - started
+        result.staff = county.staff_count
+        result.villages = len(county.villages)
+        result.organisations = 1 + len(county.townships) + len(county.villages)
+
+        people = PeopleFactory(random.Random(rng.getrandbits(64)), as_of=AS_OF)
+        village_of_login = county.logins["village"].organisation
+        village_index = next(i for i, v in enumerate(county.villages) if v.org.pk == village_of_login.pk)
+        first = people.demo_family(village_index, county_mod.DEMO_PATIENT_PHONE) if patients else None
+        houses = households(
+            people, patients=patients, villages=[v.weight for v in county.villages], first=first
+        )
+        now = timezone.now()
+        initials: dict[str, str] = {}
+        for chunk in _chunks(houses, BATCH):
+            _write_households(chunk, county, people.rng, now, initials)
+            made = sum(len(h.members) for h in chunk)
+            result.patients += made
+            result.households += len(chunk)
+            if progress:
+                progress(made)
+        result.accounts = result.households
+        audit.record(
+            None,
+            "demo.generate",
+            detail={
+                "seed": seed,
+                "patients": result.patients,
+                "villages": result.villages,
+                "staff": result.staff,
+            },
+        )
+    result.seconds = time.perf_counter() - started
+    result.timings["patients"] = result.seconds - result.timings["county"]
+    return result
+
+
+def _unusable_password() -> str:
+    """What ``make_password(None)`` stores ("!" + 40 random characters), without its slow generator."""
+    return UNUSABLE_PASSWORD_PREFIX + secrets.token_hex(20)
+
+
+def _write_households(
+    chunk: list[Household], county: county_mod.County, rng: random.Random, now, initials: dict[str, str]
+) -> None:
+    users = [
+        User(username=f"p-{rng.getrandbits(64):016x}", kind=User.Kind.PATIENT, password=_unusable_password())
+        for _ in chunk
+    ]
+    User.objects.bulk_create(users)
+    accounts = [
+        PatientAccount(user=u, phone=h.head.phone, phone_hash=crypto.blind_index("phone", h.head.phone))
+        for u, h in zip(users, chunk, strict=True)
+    ]
+    PatientAccount.objects.bulk_create(accounts)
+
+    rows: list[Patient] = []
+    owners: list[tuple[PatientAccount, str, bool, str]] = []
+    for account, house in zip(accounts, chunk, strict=True):
+        village = county.villages[house.village]
+        org = village.org
+        for person in house.members:
+            number = person.id_number
+            if person.name not in initials:
+                initials[person.name] = pinyin.initials(person.name)
+            rows.append(
+                Patient(
+                    name=person.name,
+                    name_initials=initials[person.name],
+                    sex=person.sex,
+                    birth_date=person.birth,
+                    id_type=Patient.IdType.RESIDENT_ID,
+                    id_number=number,
+                    id_hash=crypto.blind_index("id", number),
+                    id_last4=number[-4:],
+                    id_head=number[:6],
+                    phone=person.phone,
+                    phone_hash=crypto.blind_index("phone", person.phone) if person.phone else "",
+                    phone_last4=person.phone[-4:] if person.phone else "",
+                    nationality="CHN",
+                    ethnicity=person.ethnicity,
+                    province=org.province,
+                    city=org.city,
+                    county=org.county,
+                    township=org.township,
+                    village=org.village,
+                    address_detail=house.address,
+                    home_org=org,
+                    realname_verified=person.verified,
+                )
+            )
+            minor = (AS_OF - person.birth).days < 18 * 365.25
+            owners.append(
+                (account, person.relationship, person.relationship == CHILD and minor, person.card_no)
+            )
+    Patient.objects.bulk_create(rows)
+    FamilyLink.objects.bulk_create(
+        FamilyLink(
+            account=account,
+            patient=patient,
+            relationship=relationship,
+            is_guardian=guardian,
+            consent_version=CONSENT_VERSION,
+            consent_at=now,
+        )
+        for patient, (account, relationship, guardian, _) in zip(rows, owners, strict=True)
+    )
+    HealthCard.objects.bulk_create(
+        HealthCard(patient=patient, card_no=card_no, issued_at=now)
+        for patient, (_, _, _, card_no) in zip(rows, owners, strict=True)
+    )
