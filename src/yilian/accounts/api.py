@@ -3,9 +3,10 @@
 ``/api/v1/accounts/``: staff sign-in (``/login``), patient sign-in by SMS code (``/otp/request``,
 ``/otp/verify``), ``/logout``, ``/me``, and the security administrator's API keys and lockouts.
 Errors follow the project's contract (``{"code", "message", ...}``).
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: ninja reads the schema annotations through the
+``@requires`` wrapper, whose module globals do not hold ``schemas``.
+"""
 
 from functools import wraps
 
