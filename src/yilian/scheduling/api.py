@@ -1,7 +1,187 @@
-"""scheduling API."""
+"""Scheduling API (``/api/v1/scheduling/``): availability, booking, cancellation, doctor stop.
+
+Refusals carry exactly the codes and HTTP statuses of access.md §0.1 (``scheduling.errors``).
+"""
 
 from __future__ import annotations
 
-from ninja import Router
+from functools import wraps
+
+from django.shortcuts import get_object_or_404
+from ninja import Header, Query, Router, Schema
+
+from yilian.common.access import PUBLIC, STAFF, requires
+from yilian.common.errors import NotAuthenticated
+from yilian.community.models import Department, Staff
+from yilian.scheduling import rules, schemas, selectors, services
+from yilian.scheduling.models import Appointment
 
 router = Router(tags=["scheduling"])
+
+# Booking and cancelling are open to patient accounts (for the patients they manage) and to desk
+# staff (with the desk permission); the service decides. The declared permission is therefore the
+# honest, weaker one: any signed-in caller (the same value ``accounts.api.signed_in`` declares).
+SIGNED_IN = "authenticated"
+
+
+def signed_in(view):
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        if not request.actor.is_authenticated:
+            raise NotAuthenticated()
+        return view(request, *args, **kwargs)
+
+    guarded.yilian_permission = SIGNED_IN  # type: ignore[attr-defined]
+    return guarded
+
+
+class SessionFilter(Schema):
+    department: int
+    date: str
+
+
+def _session_out(entry: selectors.SessionAvailability) -> dict:
+    s = entry.session
+    return {
+        "id": s.pk,
+        "department_id": s.department_id,
+        "department_name": s.department.name,
+        "doctor_id": s.doctor_id,
+        "doctor_name": s.doctor.name if s.doctor else "",
+        "service_date": s.service_date,
+        "period": s.period,
+        "starts_at": s.starts_at,
+        "ends_at": s.ends_at,
+        "fee_class": s.fee_class,
+        "status": s.status,
+        "fhir_active": s.fhir_active,
+        "release_at": s.release_at,
+        "released": entry.released,
+        "closed": entry.closed,
+        "free": entry.free if entry.released else 0,
+        "windows": [
+            {"starts_at": w.starts_at, "ends_at": w.ends_at, "free": w.free if entry.released else 0}
+            for w in entry.windows
+        ],
+    }
+
+
+def _appointment_out(a: Appointment) -> dict:
+    slot = a.slot
+    return {
+        "id": a.pk,
+        "patient_id": a.patient_id,
+        "session_id": a.session_id,
+        "department_id": a.department_id,
+        "service_date": a.service_date,
+        "period": a.period,
+        "seq": slot.seq,
+        "segment_start": slot.starts_at,
+        "segment_end": slot.ends_at,
+        "arrive_by": rules.arrive_by(slot.starts_at),
+        "status": a.status,
+        "fhir_status": a.fhir_status,
+        "cancel_reason": a.cancel_reason,
+        "channel": a.channel,
+        "booked_at": a.booked_at,
+        "cancelled_at": a.cancelled_at,
+    }
+
+
+@router.get("/sessions", auth=None, response=list[schemas.SessionRead], summary="查询科室某日出诊与余号")
+@requires(PUBLIC)
+def list_sessions(request, filters: Query[SessionFilter]):
+    """Public availability (号源余量) by time segment; reserved numbers are never shown (B-17)."""
+    from datetime import date
+
+    from yilian.common.errors import InvalidInput
+
+    try:
+        day = date.fromisoformat(filters.date)
+    except ValueError as exc:
+        raise InvalidInput("日期格式应为 YYYY-MM-DD。", field="date") from exc
+    return [
+        _session_out(e)
+        for e in selectors.available_sessions(department_id=filters.department, service_date=day)
+    ]
+
+
+@router.post("/sessions", response={201: schemas.SessionRead}, summary="新建出诊单元（生成号源）")
+@requires(STAFF)
+def create_session(request, payload: schemas.SessionCreate):
+    """Staff with the schedule permission create a session and its numbered slots (the service checks)."""
+    department = get_object_or_404(Department, pk=payload.department_id)
+    doctor = get_object_or_404(Staff, pk=payload.doctor_id) if payload.doctor_id else None
+    session = services.create_session(
+        actor=request.actor,
+        department=department,
+        doctor=doctor,
+        service_date=payload.service_date,
+        period=payload.period,
+        windows=[(w.start, w.end, w.capacity) for w in payload.windows],
+        special=payload.special,
+    )
+    entry = next(
+        e
+        for e in selectors.available_sessions(department_id=department.pk, service_date=session.service_date)
+        if e.session.pk == session.pk
+    )
+    return 201, _session_out(entry)
+
+
+@router.post(
+    "/appointments",
+    response={200: schemas.AppointmentRead, 201: schemas.AppointmentRead},
+    summary="预约挂号（幂等）",
+)
+@signed_in
+def book(
+    request,
+    payload: schemas.AppointmentCreate,
+    idempotency_key: str = Header(default="", alias="Idempotency-Key", max_length=64),
+):
+    """Book the next free number. 201 for a new booking, 200 for a replay of the same
+    ``Idempotency-Key`` (header or body). Refusals: access.md §0.1."""
+    result = services.book_appointment(
+        actor=request.actor,
+        patient_id=payload.patient_id,
+        session_id=payload.session_id,
+        idempotency_key=idempotency_key or payload.idempotency_key,
+        channel=payload.channel,
+    )
+    return (201 if result.created else 200), _appointment_out(result.appointment)
+
+
+@router.get("/appointments", response=list[schemas.AppointmentRead], summary="我的预约 / 窗口可见的预约")
+@signed_in
+def list_appointments(request, patient_id: int | None = None):
+    qs = selectors.appointments_visible_to(request.actor).order_by("-service_date", "-id")
+    if patient_id is not None:
+        qs = qs.filter(patient_id=patient_id)
+    return [_appointment_out(a) for a in qs[:100]]
+
+
+@router.post(
+    "/appointments/{appointment_id}/cancel", response=schemas.AppointmentRead, summary="取消预约（退号）"
+)
+@signed_in
+def cancel(request, appointment_id: int, payload: schemas.CancelIn):
+    appointment = services.cancel_appointment(
+        actor=request.actor, appointment_id=appointment_id, reason=payload.reason
+    )
+    return _appointment_out(selectors.access_appointment(request.actor, appointment.pk))
+
+
+@router.post("/sessions/{session_id}/stop", response=schemas.SessionRead, summary="停诊")
+@requires(STAFF)
+def stop(request, session_id: int, payload: schemas.StopIn):
+    """B-15: the session's own doctor or the schedule managers; every booking is cancelled and notified."""
+    session = services.stop_session(actor=request.actor, session_id=session_id, reason=payload.reason)
+    entry = next(
+        e
+        for e in selectors.available_sessions(
+            department_id=session.department_id, service_date=session.service_date
+        )
+        if e.session.pk == session.pk
+    )
+    return _session_out(entry)
