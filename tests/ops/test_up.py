@@ -1,0 +1,78 @@
+"""``yilian up``: migrate, demo on an empty database, worker, waitress; stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(status.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to find the worker process")
+def test_up_builds_the_demo_serves_pages_and_static_files_and_stops_its_worker(tmp_path):
+    env = {**os.environ, "YILIAN_VAR_DIR": str(tmp_path), "YILIAN_DEMO_PATIENTS": "30"}
+    env.pop("DATABASE_URL", None)  # its own SQLite under tmp_path, never the suite's database
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "yilian", "up", "--host", "127.0.0.1", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = []
+    try:
+        port = None
+        deadline = time.monotonic() + 180
+        while port is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            match = re.search(r"Listening on 127\.0\.0\.1:(\d+)", line)
+            port = int(match.group(1)) if match else None
+        assert port, "".join(output)
+        text = "".join(output)
+        assert "doctor" in text and "Yilian-demo-2026" in text and "13800000001" in text
+        base = f"http://127.0.0.1:{port}"
+        with urllib.request.urlopen(f"{base}/accounts/login/", timeout=10) as page:
+            assert page.status == 200
+        with urllib.request.urlopen(f"{base}/static/vendor/htmx.min.js", timeout=10) as asset:
+            assert asset.status == 200 and asset.headers["Server"].startswith("Yilian")
+        workers = [
+            pid for pid in _children(proc.pid) if "db_worker" in Path(f"/proc/{pid}/cmdline").read_text()
+        ]
+        assert len(workers) == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        time.sleep(0.5)
+        assert not _alive(workers[0]), "the worker stops with the server"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
