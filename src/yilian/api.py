@@ -19,8 +19,11 @@ from yilian.common import audit
 from yilian.common.api import router as audit_router
 from yilian.common.errors import DomainError
 from yilian.community.api import router as community_router
+from yilian.exams.api import router as exams_router
 from yilian.notifications.api import router as notifications_router
 from yilian.patients.api import router as patients_router
+from yilian.patients.card_api import router as cards_router
+from yilian.queueing.api import router as queueing_router
 from yilian.scheduling.api import router as scheduling_router
 
 api = NinjaAPI(
@@ -84,6 +87,9 @@ def on_http_error(request, exc: HttpError):
 api.add_router("/accounts", accounts_router)
 api.add_router("/community", community_router)
 api.add_router("/patients", patients_router)
+api.add_router("/cards", cards_router)
 api.add_router("/notifications", notifications_router)
 api.add_router("/audit", audit_router)
 api.add_router("/scheduling", scheduling_router)
+api.add_router("/exams", exams_router)
+api.add_router("/queueing", queueing_router)

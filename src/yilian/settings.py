@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "yilian.patients",
     "yilian.notifications",
     "yilian.scheduling",
+    "yilian.exams",
+    "yilian.queueing",
     "yilian.ops",
 ]
 

@@ -16,4 +16,6 @@ urlpatterns = [
     path("notifications/", include("yilian.notifications.urls")),
     path("audit/", include("yilian.common.urls")),
     path("scheduling/", include("yilian.scheduling.urls")),
+    path("exams/", include("yilian.exams.urls")),
+    path("queueing/", include("yilian.queueing.urls")),
 ]

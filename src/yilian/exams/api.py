@@ -1,0 +1,7 @@
+"""exams API."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+router = Router(tags=["exams"])

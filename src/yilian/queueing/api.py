@@ -1,0 +1,7 @@
+"""queueing API."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+router = Router(tags=["queueing"])
