@@ -101,6 +101,12 @@ class Command(BaseCommand):
             help="port (0 = any free port)",
         )
         parser.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
+        parser.add_argument(
+            "--trusted-proxy",
+            default=env_str("YILIAN_TRUSTED_PROXY", ""),
+            help="address of the TLS reverse proxy in front (e.g. 127.0.0.1): its X-Forwarded-For/-Proto/"
+            "-Host then give the client address and https; from anyone else they are dropped",
+        )
         parser.add_argument("--no-demo", action="store_true", help="never build the demo county")
         parser.add_argument("--no-worker", action="store_true", help="do not start the task worker")
         parser.add_argument("--no-migrate", action="store_true", help="do not migrate the database first")
@@ -150,6 +156,20 @@ class Command(BaseCommand):
                 worker.stop()
             signal.signal(signal.SIGTERM, previous)
         self.stdout.write("Stopped.")
+
+    @staticmethod
+    def _waitress_options(options) -> dict:
+        config = {
+            "host": options["host"],
+            "port": options["port"],
+            "threads": options["threads"],
+            "ident": "Yilian",
+            "clear_untrusted_proxy_headers": True,
+        }
+        if options["trusted_proxy"]:
+            config["trusted_proxy"] = options["trusted_proxy"]
+            config["trusted_proxy_headers"] = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
+        return config
 
     def _banner(self, host: str, port: int, with_worker: bool) -> None:
         shown = f"[{host}]" if ":" in host else host
