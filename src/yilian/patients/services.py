@@ -163,6 +163,15 @@ def _in_scope(actor: Actor, patient: Patient, permission: str) -> bool:
     return policy.covers(actor, permission, patient.home_org.path)
 
 
+def identity_taken(id_type: str, id_hash: str, *, other_than: int | None = None) -> bool:
+    """Whether an active patient already holds this document (the friendly early check; the partial
+    unique constraint is what actually guarantees it under concurrency)."""
+    rows = Patient.objects.filter(id_type=id_type, id_hash=id_hash, status=Patient.Status.ACTIVE)
+    if other_than is not None:
+        rows = rows.exclude(pk=other_than)
+    return rows.exists()
+
+
 def new_card_no() -> str:
     """A random card number (``YL`` + 16 digits): carries no personal data and cannot be guessed."""
     return "YL" + "".join(secrets.choice(_CARD_ALPHABET) for _ in range(16))
@@ -230,7 +239,7 @@ def register_patient(
     )
     _set_identifiers(patient, identity)
     _set_phone(patient, clean_phone)
-    if Patient.objects.filter(id_type=identity.id_type, id_hash=patient.id_hash, status="active").exists():
+    if identity_taken(identity.id_type, patient.id_hash):
         raise _duplicate_error(identity.id_type, patient.id_hash, actor)
     _full_clean(patient, exclude=["id_hash", "id_last4", "name_initials", "home_org", "merged_into"])
     try:
@@ -346,10 +355,9 @@ def update_patient(*, actor: Actor, patient_id: int, **changes: Any) -> Patient:
             changed.append("home_org")
     if not changed:
         return patient
-    if {"id_type", "id_number"} & set(changed):
-        clash = Patient.objects.filter(id_type=patient.id_type, id_hash=patient.id_hash, status="active")
-        if clash.exclude(pk=patient.pk).exists():
-            raise _duplicate_error(patient.id_type, patient.id_hash, actor)
+    id_changed = bool({"id_type", "id_number"} & set(changed))
+    if id_changed and identity_taken(patient.id_type, patient.id_hash, other_than=patient.pk):
+        raise _duplicate_error(patient.id_type, patient.id_hash, actor)
     _full_clean(patient, exclude=["id_hash", "id_last4", "name_initials", "home_org", "merged_into"])
     try:
         with transaction.atomic():
