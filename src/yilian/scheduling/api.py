@@ -3,15 +3,17 @@
 Refusals carry exactly the codes and HTTP statuses of access.md §0.1 (``scheduling.errors``).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: ninja resolves annotations through the ``@requires``
+# wrapper, whose globals are not this module's.
+import datetime
 from functools import wraps
 
 from django.shortcuts import get_object_or_404
-from ninja import Header, Query, Router, Schema
+from django.utils.translation import gettext_lazy as _
+from ninja import Header, Router, Status
 
 from yilian.common.access import PUBLIC, STAFF, requires
-from yilian.common.errors import NotAuthenticated
+from yilian.common.errors import InvalidInput, NotAuthenticated
 from yilian.community.models import Department, Staff
 from yilian.scheduling import rules, schemas, selectors, services
 from yilian.scheduling.models import Appointment
@@ -33,11 +35,6 @@ def signed_in(view):
 
     guarded.yilian_permission = SIGNED_IN  # type: ignore[attr-defined]
     return guarded
-
-
-class SessionFilter(Schema):
-    department: int
-    date: str
 
 
 def _session_out(entry: selectors.SessionAvailability) -> dict:
@@ -90,20 +87,13 @@ def _appointment_out(a: Appointment) -> dict:
 
 @router.get("/sessions", auth=None, response=list[schemas.SessionRead], summary="查询科室某日出诊与余号")
 @requires(PUBLIC)
-def list_sessions(request, filters: Query[SessionFilter]):
+def list_sessions(request, department: int, date: str):
     """Public availability (号源余量) by time segment; reserved numbers are never shown (B-17)."""
-    from datetime import date
-
-    from yilian.common.errors import InvalidInput
-
     try:
-        day = date.fromisoformat(filters.date)
+        day = datetime.date.fromisoformat(date[:10])
     except ValueError as exc:
-        raise InvalidInput("日期格式应为 YYYY-MM-DD。", field="date") from exc
-    return [
-        _session_out(e)
-        for e in selectors.available_sessions(department_id=filters.department, service_date=day)
-    ]
+        raise InvalidInput(_("日期格式应为 YYYY-MM-DD。"), field="date") from exc
+    return [_session_out(e) for e in selectors.available_sessions(department_id=department, service_date=day)]
 
 
 @router.post("/sessions", response={201: schemas.SessionRead}, summary="新建出诊单元（生成号源）")
@@ -126,7 +116,7 @@ def create_session(request, payload: schemas.SessionCreate):
         for e in selectors.available_sessions(department_id=department.pk, service_date=session.service_date)
         if e.session.pk == session.pk
     )
-    return 201, _session_out(entry)
+    return Status(201, _session_out(entry))
 
 
 @router.post(
@@ -149,7 +139,7 @@ def book(
         idempotency_key=idempotency_key or payload.idempotency_key,
         channel=payload.channel,
     )
-    return (201 if result.created else 200), _appointment_out(result.appointment)
+    return Status(201 if result.created else 200, _appointment_out(result.appointment))
 
 
 @router.get("/appointments", response=list[schemas.AppointmentRead], summary="我的预约 / 窗口可见的预约")

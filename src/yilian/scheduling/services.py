@@ -270,17 +270,24 @@ def book_appointment(
 
 def _pick_slot(session: ClinicSession, pools: tuple[str, ...], now: datetime) -> Slot | None:
     """B-10: the first free, released number of the session, locked without waiting for the
-    numbers other bookings hold (SKIP LOCKED), then claimed with a conditional UPDATE."""
-    for _attempt in range(5):
-        candidates = (
-            Slot.objects.filter(session_id=session.pk, status=Slot.Status.FREE, pool__in=pools)
-            .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
-            .order_by("seq")
-            .only("id", "seq", "starts_at", "ends_at", "pool")
-        )
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        slot = candidates.first()
+    numbers other bookings hold (SKIP LOCKED), then claimed with a conditional UPDATE.
+
+    When every free number is locked by bookings in flight, SKIP LOCKED sees none; one of those
+    bookings might still roll back, so before answering "none left" we wait (plain FOR UPDATE) on
+    the first number that still looks free. That happens only at the tail of a rush, so the wait
+    is short and never on one shared row; it keeps "k numbers, N callers → exactly min(N, k)".
+    """
+    base = (
+        Slot.objects.filter(session_id=session.pk, status=Slot.Status.FREE, pool__in=pools)
+        .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
+        .order_by("seq")
+        .only("id", "seq", "starts_at", "ends_at", "pool")
+    )
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    for _attempt in range(3):
+        slot = (base.select_for_update(skip_locked=True) if skip_locked else base).first()
+        if slot is None and skip_locked:
+            slot = base.select_for_update().first()
         if slot is None:
             return None
         claimed = Slot.objects.filter(pk=slot.pk, status=Slot.Status.FREE).update(
