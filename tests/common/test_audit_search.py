@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -168,3 +170,15 @@ def test_anonymous_is_sent_to_sign_in(client, db):
     response = client.get(reverse("common:audit-log"))
     assert response.status_code == 302
     assert client.get("/api/v1/audit/events").status_code == 401
+
+
+def test_api_query_count_does_not_grow_with_events(client, login, auditor, staff_of):
+    login(auditor)
+    event("q.one", actor=staff_of(policy.DOCTOR))
+    with CaptureQueriesContext(connection) as few:
+        client.get("/api/v1/audit/events", {"action": "q."})
+    for _ in range(10):
+        event("q.more", actor=staff_of(policy.NURSE))
+    with CaptureQueriesContext(connection) as many:
+        assert client.get("/api/v1/audit/events", {"action": "q."}).json()["count"] == 11
+    assert len(many) == len(few) <= 12

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -166,3 +168,15 @@ def test_mark_read_needs_post(client, login, doctor):
     message = message_for(doctor.user)
     login(doctor)
     assert client.get(reverse("notifications:mark-read", args=[message.pk])).status_code == 405
+
+
+def test_api_inbox_query_count_does_not_grow_with_messages(client, login, doctor):
+    login(doctor)
+    message_for(doctor.user)
+    with CaptureQueriesContext(connection) as few:
+        client.get("/api/v1/notifications/inbox")
+    for _ in range(15):
+        message_for(doctor.user)
+    with CaptureQueriesContext(connection) as many:
+        assert len(client.get("/api/v1/notifications/inbox").json()["items"]) == 16
+    assert len(many) == len(few) <= 12
