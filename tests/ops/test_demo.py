@@ -14,6 +14,7 @@ from yilian.accounts.models import PatientAccount, User
 from yilian.common import crypto, pinyin, policy, resident_id
 from yilian.community.models import Department, Organisation, RoleAssignment, Staff
 from yilian.ops.demo import county as county_mod
+from yilian.patients import family
 from yilian.patients.models import FamilyLink, HealthCard, Patient
 
 pytestmark = pytest.mark.django_db
@@ -133,6 +134,8 @@ def test_every_demo_patient_has_one_active_card_and_belongs_to_a_household_accou
     assert not Patient.objects.exclude(cards__status="active").exists()
     assert FamilyLink.objects.values("patient").distinct().count() == Patient.objects.count()
     assert FamilyLink.objects.filter(relationship="self").count() == PatientAccount.objects.count()
+    per_account = Counter(FamilyLink.objects.values_list("account_id", flat=True))
+    assert max(per_account.values()) <= family.FAMILY_BIND_MAX, "B-16: an account binds at most 5 patients"
     relationships = set(FamilyLink.objects.values_list("relationship", flat=True))
     assert {"self", "spouse", "child"} <= relationships
     for card in HealthCard.objects.all():

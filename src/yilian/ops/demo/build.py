@@ -29,11 +29,11 @@ from yilian.common import audit, crypto, pinyin
 from yilian.common.models import AuditEvent
 from yilian.community.models import Organisation
 from yilian.ops.demo import county as county_mod
-from yilian.ops.demo.people import CHILD, Household, PeopleFactory, households
+from yilian.ops.demo.people import Household, PeopleFactory, households
+from yilian.patients import family
 from yilian.patients.models import FamilyLink, HealthCard, Patient
 
 AS_OF = date(2026, 1, 1)  # ages are counted from here, so a seed means the same people every day
-CONSENT_VERSION = "2026-01"  # patients.family.CONSENT_VERSION at the time of writing
 BATCH = 2000
 # Tables the demo may clear with --force: everything the project writes, except the audit log.
 _CLEARABLE_APPS = {
@@ -141,7 +141,9 @@ def build_demo(
         result.villages = len(county.villages)
         result.organisations = 1 + len(county.townships) + len(county.villages)
 
-        people = PeopleFactory(random.Random(rng.getrandbits(64)), as_of=AS_OF)
+        people = PeopleFactory(
+            random.Random(rng.getrandbits(64)), as_of=AS_OF, max_members=family.FAMILY_BIND_MAX
+        )
         village_of_login = county.logins["village"].organisation
         village_index = next(i for i, v in enumerate(county.villages) if v.org.pk == village_of_login.pk)
         first = people.demo_family(village_index, county_mod.DEMO_PATIENT_PHONE) if patients else None
@@ -192,6 +194,7 @@ def _write_households(
     ]
     PatientAccount.objects.bulk_create(accounts)
 
+    today = timezone.localdate(now)
     rows: list[Patient] = []
     owners: list[tuple[PatientAccount, str, bool, str]] = []
     for account, house in zip(accounts, chunk, strict=True):
@@ -227,10 +230,11 @@ def _write_households(
                     realname_verified=person.verified,
                 )
             )
-            minor = (AS_OF - person.birth).days < 18 * 365.25
-            owners.append(
-                (account, person.relationship, person.relationship == CHILD and minor, person.card_no)
+            guardian = (
+                family.age_on(person.birth, today) < family.ADULT_AGE
+                and person.relationship in family.GUARDIAN_RELATIONSHIPS
             )
+            owners.append((account, person.relationship, guardian, person.card_no))
     Patient.objects.bulk_create(rows)
     FamilyLink.objects.bulk_create(
         FamilyLink(
@@ -238,7 +242,7 @@ def _write_households(
             patient=patient,
             relationship=relationship,
             is_guardian=guardian,
-            consent_version=CONSENT_VERSION,
+            consent_version=family.CONSENT_VERSION,
             consent_at=now,
         )
         for patient, (account, relationship, guardian, _) in zip(rows, owners, strict=True)

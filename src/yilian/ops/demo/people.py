@@ -54,9 +54,10 @@ class Household:
 class PeopleFactory:
     """Draws people and households from one ``random.Random``; tracks identifiers already used."""
 
-    def __init__(self, rng: random.Random, *, as_of: date) -> None:
+    def __init__(self, rng: random.Random, *, as_of: date, max_members: int = 5) -> None:
         self.rng = rng
         self.as_of = as_of
+        self.max_members = max_members  # an account binds at most this many patients (B-16)
         self.used_ids: set[tuple[str, date, int]] = set()
         self.used_phones: set[str] = set()
         self.used_cards: set[str] = set()
@@ -151,7 +152,8 @@ class PeopleFactory:
             members = self._couple(rng.randint(35, 58))
             members += self._children(members, rng.choices([1, 2], weights=[55, 45])[0], 28)
             head_age = self.as_of.year - members[0].birth.year
-            for _ in range(rng.choices([1, 2], weights=[60, 40])[0]):
+            parents = min(rng.choices([1, 2], weights=[60, 40])[0], self.max_members - len(members))
+            for _ in range(parents):
                 age = min(99, head_age + rng.randint(22, 32))
                 sex = "F" if rng.random() < 0.6 else "M"
                 family = members[0].family if sex == "M" and members[0].sex == "M" else None
@@ -169,7 +171,9 @@ class PeopleFactory:
                     rng.randint(19, 60), "M" if rng.random() < 0.6 else "F", SELF, required_phone=True
                 )
             ]
-        return Household(village=village, address=names.house_address(rng), members=members)
+        return Household(
+            village=village, address=names.house_address(rng), members=members[: self.max_members]
+        )
 
     def demo_family(self, village: int, phone: str) -> Household:
         """The demo patient account's family of three: self, spouse and a child."""
