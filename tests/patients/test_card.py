@@ -171,8 +171,10 @@ def test_a_role_without_card_scan_cannot_use_a_token_and_does_not_burn_it(
 
 def test_a_successful_scan_is_audited(health_card, patient, doctor):
     card.verify_token(card.make_token(health_card), actor=doctor)
-    actions = set(AuditEvent.objects.filter(patient_id=patient.pk).values_list("action", flat=True))
-    assert {"card.scan", "patient.view"} <= actions
+    event = AuditEvent.objects.get(patient_id=patient.pk)
+    assert (event.action, event.reason, event.actor_id) == ("patient.view", "card_scan", doctor.user_id)
+    use = CardTokenUse.objects.get()
+    assert (use.card_id, use.used_by_id) == (health_card.pk, doctor.user_id)
 
 
 def test_qr_svg_is_inline_svg(health_card):

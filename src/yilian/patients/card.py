@@ -26,7 +26,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from yilian.common import audit
 from yilian.common.errors import DomainError
 from yilian.common.policy import Actor
 from yilian.patients.models import CardTokenUse, HealthCard, Patient
@@ -133,13 +132,9 @@ def verify_token(token: str, *, actor: Actor) -> Patient:
             )
     except IntegrityError as exc:
         raise CardTokenReplayed(field="token") from exc
-    patient = patient_selectors.access_patient_for_card_scan(actor, card.patient)
-    audit.record(
-        actor,
-        "card.scan",
-        target=audit.Target("patients.HealthCard", card.pk, patient_id=card.patient_id),
-    )
-    return patient
+    # The gate writes the audit row (patient.view, reason card_scan); CardTokenUse keeps which
+    # card, when and by whom.
+    return patient_selectors.access_patient_for_card_scan(actor, card.patient)
 
 
 def card_qr_svg(token: str, *, scale: int = 4, title: str = "") -> str:
