@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
 
 from yilian.notifications import services
@@ -247,3 +247,33 @@ def test_sms_is_not_sent_when_the_transaction_rolls_back(db, clock, django_captu
 def test_sms_sender_is_loaded_from_settings(settings):
     settings.SMS_SENDER = "tests.notifications.test_sms.RefusingSender"
     assert isinstance(get_sender(), RefusingSender)
+
+
+def test_sms_body_is_encrypted_at_rest(db, clock):
+    clock(10)
+    sms = services.send_sms(phone=PHONE, body="张三 明日复诊")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT body, phone FROM notifications_smsmessage WHERE id = %s", [sms.pk])
+        stored_body, stored_phone = cursor.fetchone()
+    assert "张三" not in stored_body and PHONE not in stored_phone
+    assert SmsMessage.objects.get(pk=sms.pk).body == "张三 明日复诊"
+
+
+def test_sign_in_code_is_not_kept_after_sending(db, clock, django_capture_on_commit_callbacks):
+    clock(10)
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = services.send_sms(phone=PHONE, body="您的验证码是 135790", template_code="otp", urgent=True)
+    sms.refresh_from_db()
+    assert sms.status == SmsMessage.Status.SENT
+    assert "135790" not in sms.body
+    assert ConsoleSmsSender.outbox == [(PHONE, "您的验证码是 135790")]
+
+
+def test_sign_in_code_is_not_kept_after_failing(db, clock, settings, django_capture_on_commit_callbacks):
+    settings.SMS_SENDER = "tests.notifications.test_sms.RefusingSender"
+    clock(10)
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = services.send_sms(phone=PHONE, body="您的验证码是 135790", template_code="otp", urgent=True)
+    sms.refresh_from_db()
+    assert sms.status == SmsMessage.Status.FAILED
+    assert "135790" not in sms.body

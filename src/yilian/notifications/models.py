@@ -73,7 +73,9 @@ class SmsMessage(models.Model):
 
     phone = EncryptedTextField()
     template_code = models.CharField(max_length=60, blank=True)
-    body = models.TextField()
+    # Encrypted: bodies carry names, appointments and sign-in codes (PIPL; codes are also blanked
+    # once delivery ends, see services.REDACTED_AFTER_DELIVERY).
+    body = EncryptedTextField()
     urgent = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     attempts = models.PositiveSmallIntegerField(default=0)

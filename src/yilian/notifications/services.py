@@ -36,6 +36,10 @@ PHONE_MAX_LENGTH = 20
 SMS_BODY_MAX_LENGTH = 500
 # A row left in "sending" this long was interrupted mid-send (worker killed): its outcome is unknown.
 STALE_SENDING_AFTER = timedelta(minutes=15)
+# Messages whose body is a secret (sign-in codes): once delivery ends, the body is replaced, so that
+# neither the admin nor a database copy shows a code that could still be tried.
+REDACTED_AFTER_DELIVERY = frozenset({"otp"})
+REDACTED_BODY = "（验证码短信：内容发送后不保留）"
 # The safety net leaves a due message this long to the task queue before enqueueing it itself.
 DISPATCH_GRACE = timedelta(minutes=2)
 
@@ -140,8 +144,16 @@ def deliver_sms(*, sms_id: int) -> str:
         sent_at=timezone.now(),
         provider_id=str(provider_id or "")[:64],
         last_error="",
+        **_redaction(sms),
     )
     return SmsMessage.Status.SENT
+
+
+def _redaction(sms: SmsMessage) -> dict[str, Any]:
+    """The update that blanks a secret body once delivery has ended (sent or failed)."""
+    if sms.template_code not in REDACTED_AFTER_DELIVERY:
+        return {}
+    return {"body": REDACTED_BODY}
 
 
 def _record_failure(sms: SmsMessage, exc: Exception, *, retryable: bool) -> str:
@@ -155,7 +167,7 @@ def _record_failure(sms: SmsMessage, exc: Exception, *, retryable: bool) -> str:
         rows.update(status=SmsMessage.Status.QUEUED, not_before=retry_at, last_error=error)
         transaction.on_commit(lambda: _enqueue_delivery(sms.pk, retry_at))
         return SmsMessage.Status.QUEUED
-    rows.update(status=SmsMessage.Status.FAILED, last_error=error)
+    rows.update(status=SmsMessage.Status.FAILED, last_error=error, **_redaction(sms))
     return SmsMessage.Status.FAILED
 
 
@@ -169,9 +181,12 @@ def dispatch_due_sms(*, limit: int = 500, grace: timedelta = DISPATCH_GRACE) -> 
     gateway sent them is unknown, and sending again could duplicate a message.
     """
     now = timezone.now()
-    SmsMessage.objects.filter(
+    stale = SmsMessage.objects.filter(
         status=SmsMessage.Status.SENDING, claimed_at__lt=now - STALE_SENDING_AFTER
-    ).update(status=SmsMessage.Status.FAILED, last_error="发送中断，结果未知（未重发以免重复）")
+    )
+    closed = {"status": SmsMessage.Status.FAILED, "last_error": "发送中断，结果未知（未重发以免重复）"}
+    stale.filter(template_code__in=REDACTED_AFTER_DELIVERY).update(**closed, body=REDACTED_BODY)
+    stale.update(**closed)
     cutoff = now - grace
     due_ids = list(
         SmsMessage.objects.filter(status__in=[SmsMessage.Status.QUEUED, SmsMessage.Status.DEFERRED])
