@@ -80,6 +80,10 @@ def _shown(fragment) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+def _since(fragment) -> str:
+    return re.search(r"&amp;s=(\d+)", fragment.content.decode()).group(1)
+
+
 def test_qr_fragment_is_kept_until_due_then_replaced(phone, me, settings, monkeypatch):
     url = reverse("h5:card-qr", args=[me.pk])
     first = phone.get(url)
@@ -92,6 +96,21 @@ def test_qr_fragment_is_kept_until_due_then_replaced(phone, me, settings, monkey
     assert again.status_code == 200
     assert _shown(again)[0] != nonce
     assert "已完成扫码" not in again.content.decode()
+
+
+def test_qr_refreshing_pauses_after_five_minutes_until_asked_again(phone, me, settings, monkeypatch):
+    url = reverse("h5:card-qr", args=[me.pk])
+    first = phone.get(url)
+    nonce, expires = _shown(first)
+    since = _since(first)
+    later = timezone.now() + timedelta(seconds=301)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: later)
+    paused = phone.get(url, {"n": nonce, "e": expires, "s": since})
+    html = paused.content.decode()
+    assert paused.status_code == 200
+    assert "<svg" not in html and "hx-trigger" not in html and "继续出示健康卡" in html
+    resumed = phone.get(url)
+    assert "<svg" in resumed.content.decode() and 'hx-trigger="every 2s"' in resumed.content.decode()
 
 
 def test_qr_is_replaced_at_once_after_it_was_scanned(phone, me):

@@ -25,6 +25,8 @@ from yilian.patients import family
 from yilian.patients import selectors as patient_selectors
 from yilian.patients.models import FamilyLink, HealthCard, Patient
 
+CARD_SHOW_MAX_SECONDS = 300  # then the QR stops refreshing until the patient asks again
+
 
 class FamilyMemberForm(forms.Form):
     """Add a family member (B-16). The rules themselves are checked by ``family.bind_family_member``."""
@@ -188,22 +190,29 @@ def _active_card(patient: Patient) -> HealthCard | None:
     return HealthCard.objects.filter(patient=patient, status=HealthCard.Status.ACTIVE).first()
 
 
-def _qr_context(request, link: FamilyLink, *, scanned: bool = False) -> dict:
+def _qr_context(request, link: FamilyLink, *, scanned: bool = False, shown_since: int | None = None) -> dict:
     card = _active_card(link.patient)
     if card is None:
         return {"link": link, "card": None}
     token = health_card.make_token(card)
     _card_no, expires, nonce = health_card.token_parts(token)
-    refresh = settings.CARD_TOKEN_REFRESH_SECONDS
     return {
         "link": link,
         "card": card,
         "svg": health_card.card_qr_svg(token, title=str(_("电子健康卡二维码"))),
         "nonce": nonce,
         "expires": expires,
-        "refresh_seconds": refresh,
+        "since": shown_since if shown_since is not None else int(timezone.now().timestamp()),
+        "refresh_seconds": settings.CARD_TOKEN_REFRESH_SECONDS,
         "scanned": scanned,
     }
+
+
+def _int_param(request, name: str) -> int | None:
+    try:
+        return int(request.GET.get(name, "")[:12])
+    except ValueError:
+        return None
 
 
 @require_GET
@@ -236,20 +245,30 @@ def _group(card_no: str) -> str:
 @require_GET
 @requires(PATIENT)
 def card_qr(request, patient_id: int):
-    """The QR fragment, polled by HTMX. 204 (keep the current code) until it is due for refresh.
+    """The QR fragment, polled by HTMX every 2 s. 204 (keep the code on screen) until it is due.
 
-    A code is replaced when it has been scanned (its nonce is used), when its refresh time has
-    come, or when asked without ``n``/``e`` (the "refresh" button).
+    A code is replaced when it has been scanned (its nonce is used: the phone shows at once that
+    the scan worked), when its refresh time has come, or when asked without ``n``/``e`` (the
+    "refresh" button). After ``CARD_SHOW_MAX_SECONDS`` of showing, refreshing pauses until the
+    patient taps "continue": a phone left open on the card neither keeps a live code on screen nor
+    keeps the session alive for ever (MLPS 2.0 session timeout).
     """
     link = _managed_link(request, patient_id)
     nonce = request.GET.get("n", "")[:32]
-    try:
-        expires = int(request.GET.get("e", ""))
-    except ValueError:
-        expires = None
+    expires = _int_param(request, "e")
+    since = _int_param(request, "s")
+    now = timezone.now().timestamp()
     scanned = bool(nonce) and health_card.token_was_used(nonce)
     if nonce and expires is not None and not scanned:
         issued = expires - settings.CARD_TOKEN_TTL_SECONDS
-        if timezone.now().timestamp() < issued + settings.CARD_TOKEN_REFRESH_SECONDS:
+        if now < issued + settings.CARD_TOKEN_REFRESH_SECONDS:
             return HttpResponse(status=204)
-    return render(request, "patients/h5/card.html#qr", _qr_context(request, link, scanned=scanned))
+    if since is not None and now - since > CARD_SHOW_MAX_SECONDS:
+        return render(
+            request,
+            "patients/h5/card.html#qr",
+            {"link": link, "card": _active_card(link.patient), "paused": True},
+        )
+    return render(
+        request, "patients/h5/card.html#qr", _qr_context(request, link, scanned=scanned, shown_since=since)
+    )
