@@ -154,7 +154,7 @@ def unlock_user(*, actor: Actor, user_id: int) -> User:
     """A security administrator lifts a lockout early (and clears the failure count)."""
     access.check(actor, policy.SECURITY_MANAGE)
     user = (
-        User.objects.select_for_update()
+        User.objects.select_for_update(of=("self",))
         .select_related("staff__organisation")
         .filter(pk=user_id, kind=User.Kind.STAFF)
         .first()
@@ -429,7 +429,12 @@ def create_api_key(*, actor: Actor, organisation, name: str) -> tuple[ApiKey, st
 def revoke_api_key(*, actor: Actor, key_id: int) -> ApiKey:
     """Revoke a key at once: the next request carrying it gets 401."""
     access.check(actor, policy.SECURITY_MANAGE)
-    key = ApiKey.objects.select_for_update().select_related("organisation").filter(pk=key_id).first()
+    key = (
+        ApiKey.objects.select_for_update(of=("self",))
+        .select_related("organisation")
+        .filter(pk=key_id)
+        .first()
+    )
     if key is None or not policy.covers(actor, policy.SECURITY_MANAGE, key.organisation.path):
         raise NotFound()
     if key.revoked_at is not None:
