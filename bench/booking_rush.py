@@ -1,0 +1,451 @@
+"""Booking rush (放号抢号): N patients race over HTTP for one session's numbers on PostgreSQL.
+
+Not a test: it prints figures. ``.venv/bin/python bench/booking_rush.py [--clients 2000]``
+
+1. A throwaway PostgreSQL server (``yilian.ops.pgtmp``), ``fsync=on`` by default so that the commit
+   rate is honest (``--no-fsync`` to compare), migrated.
+2. One session with ``--numbers`` (300) bookable numbers, N verified patients each with a patient
+   account, and a signed-in Django session per account written straight into ``django_session``
+   (with a CSRF cookie), so the race measures booking, not the SMS sign-in.
+3. The real site under waitress (``--threads`` worker threads) on a free loopback port.
+4. N clients (asyncio + httpx, ``--concurrency`` in flight) POST ``/api/v1/scheduling/appointments``
+   at once, each with its own session cookie and idempotency key.
+5. Checks: booked count, oversold (a slot with more than one occupying appointment, or more
+   bookings than numbers) — must be 0.
+6. In the same run, the database's own commit rate for the comparable raw transaction (SKIP LOCKED
+   pick + conditional UPDATE + INSERT, on a copy of the slot and appointment tables) with pgbench at
+   16 clients (a psycopg loop if pgbench is missing), and ``ratio`` = app throughput / db rate.
+
+The last line is one JSON object (ARCHITECTURE.md "Where the figures go").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import time as dtime
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+# --- set-up through the ORM ------------------------------------------------------------------------
+
+
+def build_world(n_patients: int, numbers: int) -> dict:
+    import django
+
+    django.setup()
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.core.management import call_command
+    from django.utils import timezone
+    from django.utils.crypto import get_random_string
+
+    from yilian.accounts.models import PatientAccount, User
+    from yilian.accounts.selectors import actor_for_user
+    from yilian.common import crypto, pinyin, resident_id
+    from yilian.community.models import Department, Organisation, RoleAssignment, Staff
+    from yilian.patients.models import FamilyLink, Patient
+    from yilian.scheduling import services
+    from yilian.scheduling.models import BookingPolicy
+
+    call_command("migrate", verbosity=0)
+    org = Organisation.objects.create(
+        code="BENCH01",
+        name="海阳县人民医院",
+        kind="county_hospital",
+        path="0001.",
+        province="山东省",
+        city="烟台市",
+        county="海阳县",
+    )
+    dept = Department.objects.create(organisation=org, code="XNK", name="心血管内科")
+    # The whole session is bookable: no referral reserve, so the race is for all the numbers.
+    BookingPolicy.objects.create(department=dept, referral_reserved_ratio=0, expert_referral_reserved_ratio=0)
+    admin_user = User.objects.create_user(username="bench-admin", password=None, kind=User.Kind.STAFF)
+    admin = Staff.objects.create(user=admin_user, name="医务科", organisation=org)
+    RoleAssignment.objects.create(staff=admin, role="sysadmin", organisation=org)
+    day = timezone.localdate() + timedelta(days=4)
+    segments = 10
+    per = numbers // segments
+    windows = [
+        (dtime(8 + i // 2, 30 * (i % 2)), dtime(8 + (i + 1) // 2, 30 * ((i + 1) % 2)), per)
+        for i in range(segments)
+    ]
+    windows[-1] = (windows[-1][0], windows[-1][1], numbers - per * (segments - 1))
+    session = services.create_session(
+        actor=actor_for_user(admin_user),
+        department=dept,
+        doctor=None,
+        service_date=day,
+        period="am",
+        windows=windows,
+    )
+
+    users = User.objects.bulk_create(
+        [User(username=f"rush{i}", kind=User.Kind.PATIENT, password="!") for i in range(n_patients)],
+        batch_size=1000,
+    )
+    accounts = PatientAccount.objects.bulk_create(
+        [
+            PatientAccount(user=u, phone=f"137{i:08d}", phone_hash=crypto.blind_index("phone", f"137{i:08d}"))
+            for i, u in enumerate(users)
+        ],
+        batch_size=1000,
+    )
+    from datetime import date
+
+    patients = []
+    for i in range(n_patients):
+        birth = date(1950, 1, 1) + timedelta(days=i)
+        sex = "M" if i % 2 else "F"
+        number = resident_id.build("370687", birth, 100 + i % 800, sex)
+        patients.append(
+            Patient(
+                name=f"患者{i}",
+                name_initials=pinyin.initials("患者"),
+                sex=sex,
+                birth_date=birth,
+                id_number=number,
+                id_hash=crypto.blind_index("id", number),
+                id_last4=number[-4:],
+                home_org=org,
+                realname_verified=True,
+            )
+        )
+    patients = Patient.objects.bulk_create(patients, batch_size=1000)
+    now = timezone.now()
+    FamilyLink.objects.bulk_create(
+        [
+            FamilyLink(account=a, patient=p, relationship="self", consent_version="2026-01", consent_at=now)
+            for a, p in zip(accounts, patients, strict=True)
+        ],
+        batch_size=1000,
+    )
+    # Signed-in sessions, as the OTP sign-in would have left them.
+    store = SessionStore()
+    rows, clients = [], []
+    for u, p in zip(users, patients, strict=True):
+        key = get_random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789")
+        data = {
+            SESSION_KEY: str(u.pk),
+            BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+            HASH_SESSION_KEY: u.get_session_auth_hash(),
+            "last_seen": time.time(),
+        }
+        rows.append(
+            Session(session_key=key, session_data=store.encode(data), expire_date=now + timedelta(hours=2))
+        )
+        clients.append({"sessionid": key, "csrftoken": get_random_string(32), "patient_id": p.pk})
+    Session.objects.bulk_create(rows, batch_size=1000)
+    from django.db import connections
+
+    connections.close_all()
+    return {"session_id": session.pk, "clients": clients}
+
+
+def count_outcome(session_id: int, numbers: int) -> tuple[int, int]:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM scheduling_appointment WHERE session_id = %s AND status IN "
+            "('held','booked','arrived','fulfilled','no_show')",
+            [session_id],
+        )
+        booked = cur.fetchone()[0]
+        cur.execute(
+            "SELECT count(*) FROM (SELECT slot_id FROM scheduling_appointment WHERE session_id = %s AND status IN "
+            "('held','booked','arrived','fulfilled','no_show') GROUP BY slot_id HAVING count(*) > 1) d",
+            [session_id],
+        )
+        doubled = cur.fetchone()[0]
+    return booked, doubled + max(0, booked - numbers)
+
+
+# --- the race over HTTP ------------------------------------------------------------------------------
+
+
+async def race(base: str, session_id: int, clients: list[dict], concurrency: int) -> tuple[list, float]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    results: list[tuple[int, float, str]] = []
+    queue: asyncio.Queue = asyncio.Queue()
+    for c in clients:
+        queue.put_nowait(c)
+
+    async def worker(http: httpx.AsyncClient) -> None:
+        while True:
+            try:
+                c = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            cookies = f"sessionid={c['sessionid']}; csrftoken={c['csrftoken']}"
+            headers = {
+                "Cookie": cookies,
+                "X-CSRFToken": c["csrftoken"],
+                "Idempotency-Key": uuid.uuid4().hex,
+                "Content-Type": "application/json",
+            }
+            body = json.dumps({"patient_id": c["patient_id"], "session_id": session_id})
+            t0 = time.perf_counter()
+            try:
+                r = await http.post(f"{base}/api/v1/scheduling/appointments", content=body, headers=headers)
+                code = r.json().get("code", "") if r.status_code >= 400 else ""
+                results.append((r.status_code, time.perf_counter() - t0, code))
+            except httpx.HTTPError as exc:
+                results.append((0, time.perf_counter() - t0, type(exc).__name__))
+
+    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return results, elapsed
+
+
+def start_server(env: dict, port: int, threads: int) -> subprocess.Popen:
+    code = (
+        "import django, os; django.setup();"
+        "from waitress import serve; from yilian.wsgi import application;"
+        f"serve(application, host='127.0.0.1', port={port}, threads={threads}, ident='Yilian',"
+        " connection_limit=1000, backlog=2048, channel_timeout=60, asyncore_use_poll=True)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited: {proc.stderr.read()[-2000:]}") from None
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+# --- the database's own rate ---------------------------------------------------------------------------
+
+RAW_SETUP = """
+DROP TABLE IF EXISTS bench_slot, bench_appointment;
+CREATE TABLE bench_slot (LIKE scheduling_slot INCLUDING ALL);
+CREATE TABLE bench_appointment (LIKE scheduling_appointment INCLUDING ALL);
+INSERT INTO bench_slot (session_id, seq, starts_at, ends_at, pool, status)
+  SELECT 1, g, now(), now() + interval '30 minutes', 'public', 'free' FROM generate_series(1, {rows}) g;
+ANALYZE bench_slot;
+"""
+
+PGBENCH_SCRIPT = """\\set pid random(1, 1000000000)
+BEGIN;
+SELECT id AS slot_id FROM bench_slot WHERE session_id = 1 AND status = 'free' AND pool = 'public' ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED \\gset
+UPDATE bench_slot SET status = 'booked' WHERE id = :slot_id AND status = 'free';
+INSERT INTO bench_appointment (patient_id, session_id, slot_id, service_date, period, department_id, status, cancel_reason, channel, idempotency_key, created_by_id, booked_at) VALUES (:pid, 1, :slot_id, current_date, 'am', 1, 'booked', '', 'app', md5(random()::text), 1, now());
+END;
+"""
+
+
+def db_rate(url: str, clients: int, seconds: int) -> tuple[float, str]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(RAW_SETUP.format(rows=max(50_000, clients * seconds * 4000)))
+    pgbench = shutil.which("pgbench")
+    if pgbench:
+        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+            f.write(PGBENCH_SCRIPT)
+            script = f.name
+        m = re.match(r"postgres://(\w+)@([\d.]+):(\d+)/(\w+)", url)
+        user, host, port, db = m.groups()
+        out = subprocess.run(
+            [
+                pgbench,
+                "-h",
+                host,
+                "-p",
+                port,
+                "-U",
+                user,
+                "-n",
+                "-c",
+                str(clients),
+                "-j",
+                "2",
+                "-T",
+                str(seconds),
+                "-f",
+                script,
+                db,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        os.unlink(script)
+        found = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
+        if found:
+            return float(found.group(1)), f"pgbench -c {clients} -T {seconds}"
+        print(out.stdout[-1500:], out.stderr[-1500:], file=sys.stderr)
+    # Fallback: the same transaction from psycopg threads.
+    done = [0] * clients
+    stop = time.perf_counter() + seconds
+
+    def loop(i: int) -> None:
+        with psycopg.connect(url) as conn:
+            while time.perf_counter() < stop:
+                with conn.transaction():
+                    row = conn.execute(
+                        "SELECT id FROM bench_slot WHERE session_id = 1 AND status = 'free' AND pool = 'public' "
+                        "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+                    ).fetchone()
+                    conn.execute(
+                        "UPDATE bench_slot SET status = 'booked' WHERE id = %s AND status = 'free'", row
+                    )
+                    conn.execute(
+                        "INSERT INTO bench_appointment (patient_id, session_id, slot_id, service_date, period, "
+                        "department_id, status, cancel_reason, channel, idempotency_key, created_by_id, booked_at) "
+                        "VALUES (1, 1, %s, current_date, 'am', 1, 'booked', '', 'app', md5(random()::text), 1, now())",
+                        row,
+                    )
+                done[i] += 1
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done) / (time.perf_counter() - t0), f"psycopg loop x{clients} for {seconds}s"
+
+
+# --- main ----------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=2000, help="patients racing (default 2000)")
+    parser.add_argument("--numbers", type=int, default=300, help="numbers in the session (default 300)")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
+    parser.add_argument("--threads", type=int, default=16, help="waitress worker threads (default 16)")
+    parser.add_argument("--db-clients", type=int, default=16, help="pgbench clients (default 16)")
+    parser.add_argument("--db-seconds", type=int, default=10, help="pgbench duration (default 10 s)")
+    parser.add_argument("--no-fsync", action="store_true", help="run PostgreSQL with fsync off")
+    args = parser.parse_args()
+
+    from yilian.ops.pgtmp import throwaway_postgres
+
+    var_dir = tempfile.mkdtemp(prefix="yilian-bench-")
+    fsync = not args.no_fsync
+    try:
+        with throwaway_postgres(fsync=fsync, max_connections=300) as url:
+            env = {
+                **os.environ,
+                "DATABASE_URL": url,
+                "YILIAN_VAR_DIR": var_dir,
+                "DJANGO_SETTINGS_MODULE": "yilian.settings",
+                "YILIAN_LOG_LEVEL": "WARNING",
+                "PYTHONPATH": str(ROOT / "src"),
+            }
+            os.environ.update(
+                {k: env[k] for k in ("DATABASE_URL", "YILIAN_VAR_DIR", "DJANGO_SETTINGS_MODULE")}
+            )
+            t0 = time.perf_counter()
+            world = build_world(args.clients, args.numbers)
+            print(
+                f"set-up: {args.clients} patients, accounts and sessions in {time.perf_counter() - t0:.1f}s"
+            )
+            port = _free_port()
+            server = start_server(env, port, args.threads)
+            try:
+                base = f"http://127.0.0.1:{port}"
+                import httpx
+
+                httpx.get(f"{base}/api/v1/scheduling/sessions?department=1&date=2000-01-01", timeout=30)
+                results, elapsed = asyncio.run(
+                    race(base, world["session_id"], world["clients"], args.concurrency)
+                )
+            finally:
+                server.terminate()
+                try:
+                    server.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+            booked, oversold = count_outcome(world["session_id"], args.numbers)
+            from django.db import connections
+
+            connections.close_all()
+            rate, how = db_rate(url, args.db_clients, args.db_seconds)
+    finally:
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+    latencies = [r[1] * 1000 for r in results]
+    statuses: dict[str, int] = {}
+    for status, _lat, code in results:
+        key = f"{status} {code}".strip()
+        statuses[key] = statuses.get(key, 0) + 1
+    answered = sum(1 for r in results if r[0] in (200, 201, 409))
+    throughput = answered / elapsed
+    figures = {
+        "bench": "booking_rush",
+        "clients": args.clients,
+        "numbers": args.numbers,
+        "concurrency": args.concurrency,
+        "server": f"waitress x{args.threads} threads",
+        "fsync": fsync,
+        "throughput_per_s": round(throughput, 1),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(_percentile(latencies, 99), 1),
+        "booked": booked,
+        "oversold": oversold,
+        "db_rate_per_s": round(rate, 1),
+        "db_rate_method": how,
+        "ratio": round(throughput / rate, 3) if rate else None,
+        "cpus": os.cpu_count(),
+    }
+    print()
+    print(
+        f"{'requests':<22}{len(results)} in {elapsed:.2f}s  ({', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))})"
+    )
+    print(f"{'throughput':<22}{throughput:.1f} answered requests/s (booked + refused)")
+    print(f"{'latency':<22}p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms")
+    print(f"{'booked / numbers':<22}{booked} / {args.numbers}")
+    print(f"{'oversold':<22}{oversold}")
+    print(f"{'database rate':<22}{rate:.1f} tx/s  ({how}, fsync={'on' if fsync else 'off'})")
+    print(f"{'ratio':<22}{figures['ratio']}")
+    print(json.dumps(figures, ensure_ascii=False))
+    return 0 if oversold == 0 and booked == min(args.numbers, args.clients) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
