@@ -394,7 +394,10 @@ def build_staff(rng: random.Random, county: County, *, as_of: date, password: st
     for username, plan in fixed.items():
         plan.username = username
 
-    hashed = {u: make_password(password) for u in fixed}  # a real, salted hash each
+    # One real Argon2 hash shared by the fixed sign-ins: the demo password is printed for all to
+    # see, so separate salts would protect nothing and cost a second of CPU each.
+    demo_hash = make_password(password)
+    hashed = dict.fromkeys(fixed, demo_hash)
     users = [
         User(
             username=p.username or f"hy{i:05d}",
