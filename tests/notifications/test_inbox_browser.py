@@ -1,0 +1,75 @@
+"""The inbox in a real browser: a patient reads a clinic cancellation and marks it read (HTMX)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from tests.browser.conftest import _audit_triggers_back_on, flushable_db  # noqa: F401 - fixtures
+from yilian.accounts.models import PatientAccount
+from yilian.common import crypto
+from yilian.notifications import services
+from yilian.notifications.models import InboxMessage
+from yilian.notifications.senders import ConsoleSmsSender
+
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("flushable_db")]
+
+IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+PHONE = "13812340000"
+
+
+@pytest.fixture
+def immediate_tasks():
+    ConsoleSmsSender.outbox.clear()
+    with override_settings(TASKS=IMMEDIATE_TASKS):
+        yield
+    ConsoleSmsSender.outbox.clear()
+
+
+def _patient_signs_in(page, base_url: str, phone: str) -> None:
+    page.goto(f"{base_url}/accounts/patient/login/")
+    page.fill("#id_phone", phone)
+    page.click("button:has-text('获取验证码')")
+    page.wait_for_selector("#id_code")
+    code = re.search(r"\d{6}", [b for to, b in ConsoleSmsSender.outbox if to == phone][-1]).group(0)
+    page.fill("#id_code", code)
+    page.click("button:has-text('登录')")
+    page.wait_for_url(re.compile(r".*/h5/$"))
+
+
+def test_patient_reads_a_cancellation_and_marks_it_read(live_server, browser, artifacts, immediate_tasks):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, locale="zh-CN")
+    page = context.new_page()
+    try:
+        _patient_signs_in(page, live_server.url, PHONE)
+        account = PatientAccount.objects.get(phone_hash=crypto.blind_index("phone", PHONE))
+        services.notify(
+            recipient=account.user,
+            template_code="booking_cancelled_by_hospital",
+            context={
+                "patient_name": "张三",
+                "org_name": "海阳县人民医院",
+                "department_name": "心内科",
+                "session_date": "3月3日",
+                "session_label": "上午",
+                "booking_no": "A1",
+            },
+        )
+        InboxMessage.objects.create(
+            recipient=account.user, title="检查报告已出", body="请查看。", created_at=timezone.now()
+        )
+        page.goto(f"{live_server.url}/notifications/mine/")
+        page.wait_for_selector("text=停诊通知")
+        assert page.inner_text("#unread-count") == "2"
+        cancellation = InboxMessage.objects.get(template_code="booking_cancelled_by_hospital")
+        page.click(f"#msg-{cancellation.pk} button:has-text('标为已读')")
+        page.wait_for_selector(f"#msg-{cancellation.pk}.read")
+        assert page.inner_text("#unread-count") == "1"
+        page.screenshot(path=str(artifacts / "notifications-patient-inbox.png"), full_page=True)
+        cancellation.refresh_from_db()
+        assert cancellation.read_at is not None
+    finally:
+        context.close()
