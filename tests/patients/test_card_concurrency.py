@@ -1,0 +1,78 @@
+"""Scanning one QR code at two desks at the same instant: exactly one wins (access.md HC-1).
+
+Real concurrency needs real connections, so this runs in the PostgreSQL pass of the suite
+(``python -m yilian.ops.pgtmp -- pytest``); SQLite serialises every writer.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests import factories as f
+from yilian.accounts.selectors import actor_for_user
+from yilian.common import policy
+from yilian.patients import card
+from yilian.patients.models import CardTokenUse
+
+pytestmark = [
+    pytest.mark.postgres_only,
+    pytest.mark.skipif(
+        "postgresql" not in settings.DATABASES["default"]["ENGINE"],
+        reason="needs PostgreSQL: SQLite serialises every write transaction",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def _audit_triggers_back_on(django_db_setup, django_db_blocker):
+    yield
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE common_auditevent ENABLE TRIGGER USER")
+
+
+@pytest.fixture
+def committed_db(_audit_triggers_back_on, transactional_db):
+    """Committed rows that the threads' connections see; the audit triggers are off for the
+    end-of-test flush only (common migration 0002) and back on when the module ends."""
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE common_auditevent DISABLE TRIGGER USER")
+
+
+def race(n: int, fn) -> list:
+    barrier = threading.Barrier(n)
+    results: list = [None] * n
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[i] = fn(i)
+        except Exception as exc:  # collected and asserted on below
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_one_code_scanned_at_eight_desks_at_once_opens_the_record_once(committed_db):
+    county = f.make_org("县医院", "county_hospital", code="C-CARD")
+    patient = f.make_patient(county, name="周大福")
+    token = card.make_token(f.issue_card(patient))
+    desks = [actor_for_user(f.make_staff(policy.NURSE, county).user) for _ in range(8)]
+
+    results = race(8, lambda i: card.verify_token(token, actor=desks[i]))
+
+    wins = [r for r in results if not isinstance(r, Exception)]
+    assert [w.pk for w in wins] == [patient.pk]
+    assert all(isinstance(r, card.CardTokenReplayed) for r in results if isinstance(r, Exception)), results
+    assert CardTokenUse.objects.count() == 1
