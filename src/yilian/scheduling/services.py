@@ -60,7 +60,19 @@ class Booking:
 
 def parameters_for(department_id: int) -> rules.BookingParameters:
     """The §0 parameters for a department: its ``BookingPolicy`` row over ``rules.DEFAULTS``."""
-    row = BookingPolicy.objects.filter(department_id=department_id).first()
+    return _parameters_from(BookingPolicy.objects.filter(department_id=department_id).first())
+
+
+def _parameters_of(department: Department) -> rules.BookingParameters:
+    """As ``parameters_for``, from a department fetched with ``select_related("booking_policy")``."""
+    try:
+        row = department.booking_policy
+    except BookingPolicy.DoesNotExist:
+        row = None
+    return _parameters_from(row)
+
+
+def _parameters_from(row: BookingPolicy | None) -> rules.BookingParameters:
     if row is None:
         return rules.DEFAULTS
     return dataclasses.replace(
@@ -212,6 +224,19 @@ def _check_may_book_for(actor: Actor, patient: Patient, department: Department, 
     raise PermissionDenied()
 
 
+def _match_key(rows: list, actor: Actor, key: str, patient_id: int, session_id: int) -> int | None:
+    """The id of the account's appointment with this idempotency key among ``rows`` (dicts with
+    ``id``, ``created_by_id``, ``idempotency_key``, ``patient_id``, ``session_id``), if any."""
+    if not key:
+        return None
+    for row in rows:
+        if row["created_by_id"] == actor.user_id and row["idempotency_key"] == key:
+            if row["patient_id"] != patient_id or row["session_id"] != session_id:
+                raise errors.IdempotencyKeyReused()
+            return row["id"]
+    return None
+
+
 def _existing_for_key(actor: Actor, key: str, patient_id: int, session_id: int) -> Appointment | None:
     if not key or actor.user_id is None:
         return None
@@ -268,26 +293,56 @@ def book_appointment(
         raise Conflict() from exc
 
 
-def _pick_slot(session: ClinicSession, pools: tuple[str, ...], now: datetime) -> Slot | None:
-    """B-10: the first free, released number of the session, locked without waiting for the
-    numbers other bookings hold (SKIP LOCKED), then claimed with a conditional UPDATE.
+_PICK_SQL = """
+UPDATE {slot} SET status = 'booked', available_from = NULL
+WHERE id = (
+    SELECT id FROM {slot}
+    WHERE session_id = %s AND status = 'free' AND pool = ANY(%s)
+      AND (available_from IS NULL OR available_from <= %s)
+    ORDER BY seq LIMIT 1 FOR UPDATE{skip}
+)
+RETURNING id, seq, starts_at, ends_at, pool
+"""
 
-    When every free number is locked by bookings in flight, SKIP LOCKED sees none; one of those
-    bookings might still roll back, so before answering "none left" we wait (plain FOR UPDATE) on
-    the first number that still looks free. That happens only at the tail of a rush, so the wait
-    is short and never on one shared row; it keeps "k numbers, N callers → exactly min(N, k)".
+
+def _pick_slot(session: ClinicSession, pools: tuple[str, ...], now: datetime) -> Slot | None:
+    """B-10: claim the first free, released number of the session.
+
+    PostgreSQL: one statement locks the first free number that no other booking holds
+    (``FOR UPDATE SKIP LOCKED``) and flips it, so concurrent bookings take different rows and no
+    row is shared. When every free number is locked by bookings in flight, SKIP LOCKED sees none;
+    one of those might still roll back, so before answering "none left" we wait (plain FOR UPDATE)
+    on the first number that still looks free. That happens only at the tail of a rush, and keeps
+    "k numbers, N callers → exactly min(N, k)".
+
+    SQLite (writers serialised by ``BEGIN IMMEDIATE``): pick, then a conditional UPDATE.
     """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for skip in (" SKIP LOCKED", ""):
+                cursor.execute(
+                    _PICK_SQL.format(slot=Slot._meta.db_table, skip=skip), [session.pk, list(pools), now]
+                )
+                row = cursor.fetchone()
+                if row is not None:
+                    return Slot(
+                        id=row[0],
+                        session_id=session.pk,
+                        seq=row[1],
+                        starts_at=row[2],
+                        ends_at=row[3],
+                        pool=row[4],
+                        status=Slot.Status.BOOKED,
+                    )
+        return None
     base = (
         Slot.objects.filter(session_id=session.pk, status=Slot.Status.FREE, pool__in=pools)
         .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
         .order_by("seq")
         .only("id", "seq", "starts_at", "ends_at", "pool")
     )
-    skip_locked = connection.features.has_select_for_update_skip_locked
     for _attempt in range(3):
-        slot = (base.select_for_update(skip_locked=True) if skip_locked else base).first()
-        if slot is None and skip_locked:
-            slot = base.select_for_update().first()
+        slot = base.first()
         if slot is None:
             return None
         claimed = Slot.objects.filter(pk=slot.pk, status=Slot.Status.FREE).update(
@@ -311,14 +366,61 @@ def _book(
         .only("id", "birth_date", "realname_verified", "status")
         .first()
     )
-    session = ClinicSession.objects.select_related("department__organisation").filter(pk=session_id).first()
+    session = (
+        ClinicSession.objects.select_related("department__organisation", "department__booking_policy")
+        .filter(pk=session_id)
+        .first()
+    )
     if patient is None or session is None:
         raise NotFound()
-    # After the patient lock: a replay that raced its original waited for it and sees it here.
-    existing = _existing_for_key(actor, key, patient_id, session_id)
-    if existing is not None:
+    params = _parameters_of(session.department)
+    # One read, after the patient lock, answers the idempotency key (a replay that raced its
+    # original waited for the lock and sees it here), B-5, B-6, B-12 and B-14.
+    q_start, q_end = rules.quota_window(session.service_date)
+    today = timezone.localdate(now)
+    relevant = Q(patient_id=patient.pk) & (
+        Q(status__in=rules.COUNTING_FOR_QUOTA, service_date__gte=q_start, service_date__lt=q_end)
+        | Q(status__in=rules.ACTIVE_FOR_DUPLICATE, service_date=session.service_date)
+        | Q(status=rules.NO_SHOW, service_date__gte=today - timedelta(days=params.escalation_window_days * 2))
+        | Q(
+            status=rules.CANCELLED,
+            cancel_reason=rules.REASON_PATIENT,
+            cancelled_at__gte=now - timedelta(days=params.cancel_abuse_window_days * 2),
+        )
+    )
+    if key:
+        relevant |= Q(created_by_id=actor.user_id, idempotency_key=key)
+    rows = list(
+        Appointment.objects.filter(relevant).values(
+            "id",
+            "status",
+            "service_date",
+            "period",
+            "department_id",
+            "cancel_reason",
+            "cancelled_at",
+            "created_by_id",
+            "idempotency_key",
+            "patient_id",
+            "session_id",
+        )
+    )
+    existing_id = _match_key(rows, actor, key, patient_id, session_id)
+    if existing_id is not None:
         _check_may_book_for(actor, patient, session.department, session.service_date)
-        return Booking(existing, False)
+        return Booking(Appointment.objects.select_related("slot").get(pk=existing_id), False)
+    history = [
+        (
+            r["status"],
+            r["service_date"],
+            r["period"],
+            r["department_id"],
+            r["cancel_reason"],
+            r["cancelled_at"],
+        )
+        for r in rows
+        if r["patient_id"] == patient.pk
+    ]
     kind = _check_may_book_for(actor, patient, session.department, session.service_date)
     if kind == "patient" and channel == rules.CHANNEL_COUNTER:
         raise InvalidInput(_("患者账号不能使用窗口渠道。"), field="channel")
@@ -326,7 +428,6 @@ def _book(
         raise errors.RealnameRequired()
     if session.status != ClinicSession.Status.OPEN:
         raise errors.SessionStopped()
-    params = parameters_for(session.department_id)
     if now < session.release_at:  # B-3
         raise errors.NotYetReleased(
             _("该出诊单元将于 %(at)s 放号。")
@@ -338,26 +439,6 @@ def _book(
     if now >= closes:  # B-4
         raise errors.BookingClosed()
 
-    # One read of the patient's relevant history answers B-5, B-6, B-12 and B-14.
-    q_start, q_end = rules.quota_window(session.service_date)
-    today = timezone.localdate(now)
-    history = list(
-        Appointment.objects.filter(patient_id=patient.pk)
-        .filter(
-            Q(status__in=rules.COUNTING_FOR_QUOTA, service_date__gte=q_start, service_date__lt=q_end)
-            | Q(status__in=rules.ACTIVE_FOR_DUPLICATE, service_date=session.service_date)
-            | Q(
-                status=rules.NO_SHOW,
-                service_date__gte=today - timedelta(days=params.escalation_window_days * 2),
-            )
-            | Q(
-                status=rules.CANCELLED,
-                cancel_reason=rules.REASON_PATIENT,
-                cancelled_at__gte=now - timedelta(days=params.cancel_abuse_window_days * 2),
-            )
-        )
-        .values_list("status", "service_date", "period", "department_id", "cancel_reason", "cancelled_at")
-    )
     if not same_day_counter:  # B-12 (b): same-day registration at the counter is still allowed
         until = rules.suspended_until(
             now,
