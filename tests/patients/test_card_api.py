@@ -1,31 +1,13 @@
-"""The e-health card API: a patient's fresh token, and a desk's scan (access.md HC-1).
-
-The router is mounted here on a NinjaAPI configured like ``yilian.api`` (same auth, same error
-contract), so these tests do not depend on where the lead mounts it (``/api/v1/cards/``).
-"""
+"""The e-health card API at ``/api/v1/cards/``: a patient's fresh token, a desk's scan (access.md HC-1)."""
 
 from __future__ import annotations
 
 import pytest
-from django.urls import path
-from ninja import NinjaAPI
-from ninja.errors import ValidationError as NinjaValidationError
 
 from tests import factories as f
-from yilian import api as main_api
-from yilian.accounts.api import ApiAuth
 from yilian.common import policy
-from yilian.common.errors import DomainError
+from yilian.common.models import AuditEvent
 from yilian.patients import card
-from yilian.patients.card_api import router
-
-_api = NinjaAPI(urls_namespace="cards-under-test", auth=ApiAuth())
-_api.add_exception_handler(DomainError, main_api.on_domain_error)
-_api.add_exception_handler(NinjaValidationError, main_api.on_validation_error)
-_api.add_router("/cards", router)
-urlpatterns = [path("api/v1/", _api.urls)]
-
-pytestmark = pytest.mark.urls(__name__)
 
 
 @pytest.fixture
@@ -93,6 +75,7 @@ def test_tampered_scan_is_400(client, staff_of, mine):
     token = card.make_token(mine.cards.get())
     r = client.post("/api/v1/cards/scan", {"token": token[:-3] + "abc"}, content_type="application/json")
     assert r.status_code == 400 and r.json()["code"] == "CARD_TOKEN_INVALID"
+    assert AuditEvent.objects.filter(outcome="refused", detail__code="CARD_TOKEN_INVALID").exists()  # L-1
 
 
 def test_overlong_token_is_a_validation_error(client, staff_of):
@@ -112,3 +95,8 @@ def test_anonymous_cannot_scan(client, mine):
     token = card.make_token(mine.cards.get())
     r = client.post("/api/v1/cards/scan", {"token": token}, content_type="application/json")
     assert r.status_code == 401
+
+
+def test_card_operations_are_in_the_openapi_schema(client):
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    assert "/api/v1/cards/scan" in paths and "/api/v1/cards/mine/{patient_id}/token" in paths
