@@ -208,3 +208,8 @@ def desk_rows(actor: Actor) -> list[DeskRow]:
         )
         rows.append(DeskRow(queue, waiting, missed))
     return rows
+
+
+def access_queue_fresh(queue_id: int) -> Queue:
+    """Re-read a queue the caller was already allowed to act on (after a service changed it)."""
+    return Queue.objects.select_related("session__department", "session__doctor", "room").get(pk=queue_id)
