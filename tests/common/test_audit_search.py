@@ -182,3 +182,15 @@ def test_api_query_count_does_not_grow_with_events(client, login, auditor, staff
     with CaptureQueriesContext(connection) as many:
         assert client.get("/api/v1/audit/events", {"action": "q."}).json()["count"] == 11
     assert len(many) == len(few) <= 12
+
+
+def test_export_is_capped_and_the_page_says_so(client, login, auditor, doctor, monkeypatch):
+    monkeypatch.setattr("yilian.common.views.EXPORT_MAX_ROWS", 2)
+    for n in range(3):
+        event(f"cap.{n}", actor=doctor)
+    login(auditor)
+    assert "导出仅含最新 2 条" in client.get(reverse("common:audit-log"), {"action": "cap."}).content.decode()
+    response = client.get(reverse("common:audit-export"), {"action": "cap."})
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    assert [r[6] for r in rows[1:]] == ["cap.2", "cap.1"]
+    assert AuditEvent.objects.get(action="audit.export").detail["matched"] == 3

@@ -140,7 +140,7 @@ def audit_log(request):
         "form": form,
         "page": page,
         "query": _query_without_page(request),
-        "outcome_labels": dict(AuditEvent.Outcome.choices),
+        "export_max_rows": EXPORT_MAX_ROWS,
     }
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "audit-search":
         return render(request, "common/audit_log.html#audit-search", context)
