@@ -138,8 +138,11 @@ def test_every_demo_patient_has_one_active_card_and_belongs_to_a_household_accou
     assert max(per_account.values()) <= family.FAMILY_BIND_MAX, "B-16: an account binds at most 5 patients"
     relationships = set(FamilyLink.objects.values_list("relationship", flat=True))
     assert {"self", "spouse", "child"} <= relationships
-    for card in HealthCard.objects.all():
+    for card in HealthCard.objects.select_related("patient"):
         assert card.card_no.startswith("YL") and len(card.card_no) == 18
+        # Timestamps are stored the ORM's way: readable, aware, in the same instant for one build.
+        assert card.issued_at.tzinfo is not None
+        assert abs((card.patient.created_at - card.issued_at).total_seconds()) < 60
 
 
 def test_demo_patient_phone_manages_a_family_of_three_in_the_village_doctors_village():
