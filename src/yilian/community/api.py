@@ -5,9 +5,7 @@ Thin: parse, call one service or selector, shape the response. Permissions: read
 administrator); roles ``SECURITY_MANAGE`` (security administrator) — 三员分立.
 """
 
-from __future__ import annotations
-
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 
 from yilian.common import policy
 from yilian.common.access import requires
@@ -130,7 +128,7 @@ def get_organisation(request, code: str):
 @requires(policy.ORG_MANAGE)
 def create_organisation(request, payload: OrganisationCreate):
     org = services.create_organisation(actor=request.actor, **payload.dict())
-    return 201, organisation_out(org)
+    return Status(201, organisation_out(org))
 
 
 @router.patch("/organisations/{code}", response=OrganisationRead)
@@ -170,15 +168,18 @@ def list_departments(request, code: str):
 @requires(policy.ORG_MANAGE)
 def create_department(request, payload: DepartmentCreate):
     dept = services.create_department(actor=request.actor, **payload.dict())
-    return 201, {
-        "id": dept.pk,
-        "organisation_code": dept.organisation.code,
-        "code": dept.code,
-        "name": dept.name,
-        "kind": dept.kind,
-        "location": dept.location,
-        "is_active": dept.is_active,
-    }
+    return Status(
+        201,
+        {
+            "id": dept.pk,
+            "organisation_code": dept.organisation.code,
+            "code": dept.code,
+            "name": dept.name,
+            "kind": dept.kind,
+            "location": dept.location,
+            "is_active": dept.is_active,
+        },
+    )
 
 
 class StaffFilter(Schema):
@@ -202,7 +203,7 @@ def list_staff(request, filters: Query[StaffFilter]):
 @requires(policy.STAFF_MANAGE)
 def create_staff(request, payload: StaffCreate):
     staff = services.create_staff(actor=request.actor, **payload.dict())
-    return 201, staff_out(selectors.staff_visible_to(request.actor).get(pk=staff.pk))
+    return Status(201, staff_out(selectors.staff_visible_to(request.actor).get(pk=staff.pk)))
 
 
 @router.post("/staff/{int:staff_id}/roles", response={201: RoleRead})
@@ -211,11 +212,11 @@ def assign_role(request, staff_id: int, payload: RoleAssign):
     assignment = services.assign_role(
         actor=request.actor, staff=staff_id, role=payload.role, organisation=payload.organisation_code
     )
-    return 201, role_out(assignment)
+    return Status(201, role_out(assignment))
 
 
 @router.delete("/staff/{int:staff_id}/roles/{int:role_id}", response={204: None})
 @requires(policy.SECURITY_MANAGE)
 def revoke_role(request, staff_id: int, role_id: int):
     services.revoke_role(actor=request.actor, staff=staff_id, assignment_id=role_id)
-    return 204, None
+    return Status(204, None)
