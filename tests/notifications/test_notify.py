@@ -140,3 +140,11 @@ def test_broken_template_in_database_never_fails_the_caller(account):
     MessageTemplate.objects.create(code="broken", title="坏模板", body="{% if %}")
     services.notify(recipient=account.user, template_code="broken", context={"body": "原文"})
     assert InboxMessage.objects.get().body == "原文"
+
+
+def test_invalid_phone_on_file_skips_the_sms_but_keeps_the_inbox_message(account):
+    sent = services.notify(
+        recipient=account.user, template_code="booking_cancelled_by_hospital", context=CANCELLED, phone="n/a"
+    )
+    assert sent.sms is None
+    assert InboxMessage.objects.filter(recipient=account.user).exists()

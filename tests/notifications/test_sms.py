@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import override_settings
 
+from yilian.common.errors import InvalidInput
 from yilian.notifications import services
 from yilian.notifications.models import SmsMessage
 from yilian.notifications.senders import ConsoleSmsSender, SmsSendError, get_sender
@@ -277,3 +278,17 @@ def test_sign_in_code_is_not_kept_after_failing(db, clock, settings, django_capt
     sms.refresh_from_db()
     assert sms.status == SmsMessage.Status.FAILED
     assert "135790" not in sms.body
+
+
+@pytest.mark.parametrize("phone", ["", "abc", "1391234567890123456789", "139 1234 ５６７８"])
+def test_invalid_phone_is_refused(db, clock, phone):
+    clock(10)
+    with pytest.raises(InvalidInput) as caught:
+        services.send_sms(phone=phone, body="x")
+    assert caught.value.field == "phone"
+    assert not SmsMessage.objects.exists()
+
+
+def test_phone_separators_are_dropped(db, clock):
+    clock(10)
+    assert services.send_sms(phone=" 139-1234-5678 ", body="x").phone == PHONE

@@ -77,9 +77,11 @@ def _enqueue_delivery(sms_id: int, run_after: datetime | None = None) -> None:
 
 
 def _clean_phone(phone: str) -> str:
+    """Digits with an optional leading ``+`` (international numbers are the gateway's business)."""
     phone = (phone or "").strip().replace(" ", "").replace("-", "")
-    if not phone or len(phone) > PHONE_MAX_LENGTH:
-        raise InvalidInput(_("短信接收号码为空或过长。"), field="phone")
+    digits = phone[1:] if phone.startswith("+") else phone
+    if not digits.isascii() or not digits.isdigit() or not 5 <= len(phone) <= PHONE_MAX_LENGTH:
+        raise InvalidInput(_("短信接收号码无效：应为 5–20 位数字。"), field="phone")
     return phone
 
 
@@ -244,7 +246,7 @@ def notify(
     without an account) and, if the template sends SMS and ``phone`` is given, an SMS.
 
     ``urgent`` (default: the template's setting) lets the SMS through quiet hours. A missing or
-    broken template never fails the caller's transaction (a clinic cancellation must not be undone
+    broken template, or an invalid phone number on file, never fails the caller's transaction (a clinic cancellation must not be undone
     by a typo in the admin): the ``generic`` template, then the context's own ``title``/``body``,
     stand in and a warning is logged.
     """
@@ -273,7 +275,11 @@ def notify(
         )
     sms = None
     if sends_sms and phone and body:
-        sms = send_sms(phone=phone, body=body, template_code=template_code, urgent=is_urgent)
+        try:
+            sms = send_sms(phone=phone, body=body, template_code=template_code, urgent=is_urgent)
+        except InvalidInput:
+            # A malformed number on file must not undo the caller's act (e.g. stopping a clinic).
+            logger.warning("Notification %r: SMS skipped, the phone number on file is invalid", template_code)
     return Notified(inbox=inbox, sms=sms)
 
 
