@@ -189,3 +189,33 @@ def test_age_counts_the_birthday():
     assert family.age_on(date(2012, 5, 17), date(2026, 5, 17)) == 14
     assert family.needs_guardian(date(2012, 5, 17), date(2026, 5, 16))
     assert not family.needs_guardian(date(2012, 5, 17), date(2026, 5, 17))
+
+
+def test_a_refused_bind_is_audited_without_identifiers(actor, account):
+    with pytest.raises(family.ConsentRequired):
+        bind(actor, account, consent=False)
+    event = AuditEvent.objects.get(action="family.bind")
+    assert event.outcome == "refused" and event.detail == {"code": "CONSENT_REQUIRED"}
+
+
+def test_trying_names_against_an_id_number_is_stopped_after_five_mismatches(actor, account, community):
+    number = f.valid_id(date(1950, 6, 1))
+    f.make_patient(community.village, name="王桂兰", id_number=number)
+    for guess in ["王桂芳", "王桂英", "王桂花", "王秀兰", "王春兰"]:
+        with pytest.raises(family.IdentityMismatch):
+            bind(actor, account, name=guess, id_number=number, relationship="parent")
+    with pytest.raises(family.IdentityProbeLimited) as exc:
+        bind(actor, account, name="王桂兰", id_number=number, relationship="parent")
+    assert exc.value.status == 429
+    assert not FamilyLink.objects.exists()
+
+
+def test_mismatches_of_another_account_do_not_count(actor, account, community):
+    number = f.valid_id(date(1950, 6, 1))
+    f.make_patient(community.village, name="王桂兰", id_number=number)
+    other = f.make_patient_account("13900004444")
+    other_actor = actor_for_user(other.user)
+    for guess in ["王桂芳", "王桂英", "王桂花", "王秀兰", "王春兰"]:
+        with pytest.raises(family.IdentityMismatch):
+            bind(other_actor, other, name=guess, id_number=number, relationship="parent")
+    assert bind(actor, account, name="王桂兰", id_number=number, relationship="parent")

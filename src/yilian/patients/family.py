@@ -9,14 +9,17 @@ Rules:
   only as the account holder's child or grandchild (``GUARDIAN_RELATIONSHIPS``).
 * B-2 (spirit): binding an identity that is already registered needs the registered name; a
   different name is refused (``IDENTITY_MISMATCH``) so that an ID number alone never hands a
-  stranger's record to an account.
+  stranger's record to an account; after 5 such refusals in 24 hours the account may not bind
+  (``IDENTITY_MISMATCH_LIMIT``, 429), so names cannot be tried against an ID number.
+* L-1: every refusal is audited (after the rollback of the refused transaction).
 
 Binds and unbinds are serialised per account (row lock), audited, and all-or-nothing.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from functools import wraps
 
 from django.conf import settings
 from django.db import transaction
@@ -26,7 +29,8 @@ from django.utils.translation import gettext_lazy as _
 
 from yilian.accounts.models import PatientAccount
 from yilian.common import audit, crypto
-from yilian.common.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
+from yilian.common.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied, RateLimited
+from yilian.common.models import AuditEvent
 from yilian.common.policy import Actor
 from yilian.patients.models import FamilyLink, Patient
 
@@ -35,6 +39,8 @@ CONSENT_VERSION = "2026-01"
 GUARDIAN_AGE = 14  # B-16: under this age only a guardian may bind
 ADULT_AGE = 18
 GUARDIAN_RELATIONSHIPS = frozenset({"child", "grandchild"})
+IDENTITY_MISMATCH_MAX = 5
+IDENTITY_MISMATCH_WINDOW = timedelta(hours=24)
 
 
 class ConsentRequired(DomainError):
@@ -55,6 +61,13 @@ class IdentityMismatch(DomainError):
     code = "IDENTITY_MISMATCH"
     status = 403
     default_message = _("姓名与该证件号码登记的信息不一致，请核对后重试")
+
+
+class IdentityProbeLimited(RateLimited):
+    code = "IDENTITY_MISMATCH_LIMIT"
+    default_message = _(
+        "姓名与证件号码多次核对不一致，添加就诊人功能已暂停 24 小时；如有疑问请到医院服务中心办理"
+    )
 
 
 class GuardianRequired(DomainError):
@@ -109,11 +122,48 @@ def members_of(account_id: int | None) -> list[FamilyLink]:
     return links
 
 
+def _refusals_audited(action: str):
+    """access.md L-1: every refusal writes an audit entry. Written after the rollback of the
+    refused transaction, so it survives; also what ``_check_identity_probes`` counts."""
+
+    def decorate(service):
+        @wraps(service)
+        def run(*, actor: Actor, **kwargs):
+            try:
+                return service(actor=actor, **kwargs)
+            except DomainError as exc:
+                if actor.is_authenticated:
+                    audit.refused(actor, action, code=exc.code)
+                raise
+
+        return run
+
+    return decorate
+
+
+def _check_identity_probes(actor: Actor) -> None:
+    """B-2 spirit: a name that does not match an ID number is refused; repeated refusals look like
+    someone trying names against a stranger's ID, so after ``IDENTITY_MISMATCH_MAX`` in
+    ``IDENTITY_MISMATCH_WINDOW`` the account may not bind for a while."""
+    if actor.user_id is None:
+        return
+    recent = AuditEvent.objects.filter(
+        actor_id=actor.user_id,
+        action="family.bind",
+        outcome=AuditEvent.Outcome.REFUSED,
+        detail__code=IdentityMismatch.code,
+        at__gte=timezone.now() - IDENTITY_MISMATCH_WINDOW,
+    ).count()
+    if recent >= IDENTITY_MISMATCH_MAX:
+        raise IdentityProbeLimited()
+
+
 def _check_actor(actor: Actor, account: PatientAccount) -> None:
     if actor.kind == "patient" and actor.patient_account_id != account.pk:
         raise PermissionDenied()
 
 
+@_refusals_audited("family.bind")
 @transaction.atomic
 def bind_family_member(
     *,
@@ -132,6 +182,7 @@ def bind_family_member(
     from yilian.patients import services as patient_services
 
     _check_actor(actor, account)
+    _check_identity_probes(actor)
     if not consent:
         raise ConsentRequired(field="consent")
     name = (name or "").strip()
@@ -202,6 +253,7 @@ def bind_family_member(
     return link
 
 
+@_refusals_audited("family.unbind")
 @transaction.atomic
 def unbind_family_member(*, actor: Actor, account: PatientAccount, patient_id: int) -> None:
     """Remove a patient from an account; the patient record itself stays (B-16)."""
