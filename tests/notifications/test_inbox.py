@@ -180,3 +180,11 @@ def test_api_inbox_query_count_does_not_grow_with_messages(client, login, doctor
     with CaptureQueriesContext(connection) as many:
         assert len(client.get("/api/v1/notifications/inbox").json()["items"]) == 16
     assert len(many) == len(few) <= 12
+
+
+def test_mark_read_without_javascript_returns_to_the_inbox(client, login, patient_account):
+    message = message_for(patient_account.user)
+    login(patient_account.user)
+    response = client.post(reverse("notifications:patient-mark-read", args=[message.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("notifications:patient-inbox")

@@ -10,7 +10,7 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.shortcuts import render, resolve_url
+from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.http import require_POST
 
 from yilian.common import policy
@@ -49,8 +49,10 @@ def _inbox(request, template: str, *, mark_url: str, mark_all_url: str):
     return render(request, template, context)
 
 
-def _mark_read(request, message_id: int, template: str):
+def _mark_read(request, message_id: int, template: str, inbox_url: str):
     message = services.mark_read(actor=request.actor, message_id=message_id)
+    if not request.headers.get("HX-Request"):
+        return redirect(inbox_url)  # without JavaScript: back to the list
     context = {"message": message, "unread": selectors.unread_count(request.actor)}
     return render(request, f"{template}#message-row", context)
 
@@ -68,7 +70,7 @@ def inbox(request):
 @requires(policy.INBOX)
 @require_POST
 def mark_read(request, message_id: int):
-    return _mark_read(request, message_id, "notifications/inbox.html")
+    return _mark_read(request, message_id, "notifications/inbox.html", "notifications:inbox")
 
 
 @requires(policy.INBOX)
@@ -100,7 +102,7 @@ def patient_inbox(request):
 @requires(PATIENT)
 @require_POST
 def patient_mark_read(request, message_id: int):
-    return _mark_read(request, message_id, "notifications/patient_inbox.html")
+    return _mark_read(request, message_id, "notifications/patient_inbox.html", "notifications:patient-inbox")
 
 
 @requires(PATIENT)
