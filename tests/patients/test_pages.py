@@ -157,3 +157,51 @@ def test_merge_page_flow(staff_of, community, login):
 
 def test_merge_page_is_for_coordinators(doctor_client):
     assert doctor_client.get("/patients/merge/").status_code == 403
+
+
+def test_edit_page_saves_only_changes(doctor_client, community):
+    patient = f.make_patient(community.village, name="张三", phone="13800000001")
+    page = doctor_client.get(f"/patients/{patient.pk}/edit/")
+    assert page.status_code == 200 and "保存修改" in page.content.decode()
+    form = {
+        "name": "张三",
+        "id_type": "resident_id",
+        "id_number": patient.id_number,
+        "sex": "M",
+        "birth_date": "1980-05-17",
+        "phone": "13800000001",
+        "home_org_code": community.village.code,
+        "nationality": "CHN",
+        "village": "东村",
+        "realname_verified": "on",
+    }
+    response = doctor_client.post(f"/patients/{patient.pk}/edit/", form)
+    assert response.status_code == 302
+    assert AuditEvent.objects.get(action="patient.update").detail == {"fields": ["village"]}
+
+
+def test_edit_live_check_does_not_flag_the_patients_own_id(doctor_client, community):
+    patient = f.make_patient(community.village, name="张三")
+    check = doctor_client.post(
+        "/patients/new/check/",
+        {"id_type": "resident_id", "id_number": patient.id_number, "patient_id": patient.pk},
+        **HX,
+    )
+    assert "已建档" not in check.content.decode()
+
+
+def test_a_presented_card_opens_a_record_outside_scope_for_a_while(staff_of, community, login, client):
+    from yilian.patients import views
+
+    patient = f.make_patient(community.other_village)
+    login(staff_of("nurse", community.village))
+    assert client.get(f"/patients/{patient.pk}/").status_code == 404
+
+    session = client.session
+    request = type("R", (), {"session": session})()
+    views.remember_presented(request, patient.pk)
+    session.save()
+    assert client.get(f"/patients/{patient.pk}/").status_code == 200
+    assert AuditEvent.objects.filter(
+        patient_id=patient.pk, action="patient.view", reason="profile", outcome="ok"
+    ).exists()

@@ -16,6 +16,7 @@ from datetime import date
 
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Collate
 
 from yilian.common import audit, crypto, policy
 from yilian.common.errors import NotFound, PermissionDenied
@@ -99,6 +100,21 @@ def access_patient_for_card_scan(actor: Actor, patient: Patient) -> Patient:
     return patient
 
 
+def access_presented_patient(actor: Actor, patient_id: int, *, purpose: str = "card_presented") -> Patient:
+    """Re-open a record whose card was scanned moments ago at this desk (see ``views.remember_presented``).
+
+    Same rule as ``access_patient_for_card_scan`` (present patient: ``CARD_SCAN``, no org scope),
+    audited with ``purpose`` as the reason.
+    """
+    patient = Patient.objects.select_related("home_org", "merged_into").filter(pk=patient_id).first()
+    if patient is None or not actor.is_staff_member or not policy.allows(actor, policy.CARD_SCAN):
+        raise NotFound()
+    audit.record(
+        actor, "patient.view", target=audit.Target("patient", patient.pk, patient.pk), reason=purpose[:500]
+    )
+    return patient
+
+
 @dataclass(frozen=True)
 class PatientRow:
     """One line of a patient list: nothing here needs decryption."""
@@ -163,6 +179,17 @@ def _prefix(column: str, prefix: str) -> Q:
     return condition
 
 
+def _list_order() -> tuple:
+    """Name order for result lists. On PostgreSQL the sort is by ``name COLLATE "C"``: ordering by
+    the plain column tempts the planner into walking ``patient_name_idx`` in collation order and
+    filtering row by row until 20 matches turn up (measured: ~170 ms for "张" at 100,000 patients),
+    whereas this lets it fetch the prefix matches from the pattern-ops index and sort only those
+    (a few ms). SQLite compares binary anyway."""
+    if connection.vendor == "postgresql":
+        return (Collate("name", "C"), "id")
+    return ("name", "id")
+
+
 @dataclass(frozen=True)
 class SearchResult:
     kind: str
@@ -197,7 +224,7 @@ def search_patients(actor: Actor, q: str, limit: int = 20) -> SearchResult:
         values = (
             patients_visible_to(actor, policy.PATIENT_SEARCH)
             .filter(match, status=Patient.Status.ACTIVE)
-            .order_by("name", "id")
+            .order_by(*_list_order())
             .values(*LIST_FIELDS)[:limit]
         )
         rows = [to_row(v) for v in values]
@@ -261,7 +288,9 @@ def family_links_of(patient: Patient) -> list[FamilyLink]:
     return list(FamilyLink.objects.filter(patient=patient).order_by("created_at", "id"))
 
 
-def registration_problems(actor: Actor, data: dict) -> tuple[dict[str, str], dict[str, object]]:
+def registration_problems(
+    actor: Actor, data: dict, *, editing_id: int | None = None
+) -> tuple[dict[str, str], dict[str, object]]:
     """Live checks for the registration form (no writes): field → message, and what the ID tells us.
 
     Runs the same ``patients.rules`` as ``services.register_patient`` and the duplicate look-up by
@@ -301,6 +330,7 @@ def registration_problems(actor: Actor, data: dict) -> tuple[dict[str, str], dic
                     id_hash=crypto.blind_index("id", identity.id_number),
                     status=Patient.Status.ACTIVE,
                 )
+                .exclude(pk=editing_id)
                 .select_related("home_org")
                 .first()
             )

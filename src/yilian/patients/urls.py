@@ -13,6 +13,7 @@ urlpatterns = [
     path("merge/preview/", views.merge_preview, name="merge-preview"),
     path("scan/", card_views.scan_page, name="scan"),
     path("<int:patient_id>/", views.detail, name="detail"),
+    path("<int:patient_id>/edit/", views.edit, name="edit"),
     path("<int:patient_id>/reveal-id/", views.reveal_id, name="reveal-id"),
     path("<int:patient_id>/reveal-phone/", views.reveal_phone, name="reveal-phone"),
     path("<int:patient_id>/contacts/", views.contact_add, name="contact-add"),

@@ -7,6 +7,8 @@ are rendered by ``common.middleware.DomainErrorMiddleware``.
 
 from __future__ import annotations
 
+import time
+
 from django import forms
 from django.contrib import messages
 from django.db.models import Q
@@ -40,7 +42,33 @@ REASON_LABELS = {
     "api": _("接口调用"),
     "merge_preview": _("合并预览"),
     "edit": _("修改信息"),
+    "card_presented": _("扫码后查看"),
 }
+
+
+PRESENCE_SECONDS = 15 * 60
+_PRESENCE_KEY = "yl_presented_patients"
+
+
+def remember_presented(request, patient_id: int) -> None:
+    """After a verified card scan (``patients.card_views``), let this session open the record for a
+    while although the patient may belong to another organisation: the patient is at the desk
+    (access.md HC-1). Every page opened this way is still audited."""
+    now = int(time.time())
+    grants = {k: v for k, v in request.session.get(_PRESENCE_KEY, {}).items() if v > now}
+    grants[str(patient_id)] = now + PRESENCE_SECONDS
+    request.session[_PRESENCE_KEY] = grants
+
+
+def _presented(request, patient_id: int) -> bool:
+    return request.session.get(_PRESENCE_KEY, {}).get(str(patient_id), 0) > time.time()
+
+
+def _open(request, patient_id: int, purpose: str) -> Patient:
+    """The record gate for pages: org scope, or a card presented at this desk moments ago."""
+    if _presented(request, patient_id):
+        return selectors.access_presented_patient(request.actor, patient_id, purpose=purpose)
+    return selectors.access_patient(request.actor, patient_id, purpose=purpose)
 
 
 def _is_htmx(request) -> bool:
@@ -114,7 +142,7 @@ def staff_home(request):
 @requires(policy.PATIENT_VIEW)
 def detail(request, patient_id: int):
     """患者档案: demographics (identifiers masked until asked for), contacts, family, card, access log."""
-    patient = selectors.access_patient(request.actor, patient_id, purpose="profile")
+    patient = _open(request, patient_id, "profile")
     log = selectors.access_log(patient)
     for event in log:
         event.action_label = ACTION_LABELS.get(event.action, event.action)
@@ -142,7 +170,7 @@ def detail(request, patient_id: int):
 @requires(policy.PATIENT_VIEW)
 def reveal_id(request, patient_id: int):
     """显示完整证件号: a deliberate, audited act (reason ``reveal_id``); returns the fragment only."""
-    patient = selectors.access_patient(request.actor, patient_id, purpose="reveal_id")
+    patient = _open(request, patient_id, "reveal_id")
     return render(request, "patients/staff/detail.html#revealed", {"value": patient.id_number})
 
 
@@ -150,7 +178,7 @@ def reveal_id(request, patient_id: int):
 @requires(policy.PATIENT_VIEW)
 def reveal_phone(request, patient_id: int):
     """显示完整手机号: audited like the ID number (reason ``reveal_phone``)."""
-    patient = selectors.access_patient(request.actor, patient_id, purpose="reveal_phone")
+    patient = _open(request, patient_id, "reveal_phone")
     return render(request, "patients/staff/detail.html#revealed", {"value": patient.phone or "—"})
 
 
@@ -183,11 +211,8 @@ def contact_add(request, patient_id: int):
     )
 
 
-def _form_context(request, form):
-    return {
-        "form": form,
-        "id_types_without_derivation": [t for t, _l in Patient.IdType.choices if t != "resident_id"],
-    }
+def _form_context(request, form, patient=None):
+    return {"form": form, "patient": patient}
 
 
 @require_http_methods(["GET", "POST"])
@@ -221,6 +246,48 @@ def register(request):
     return render(request, "patients/staff/register.html", _form_context(request, form))
 
 
+@require_http_methods(["GET", "POST"])
+@requires(policy.PATIENT_UPDATE)
+def edit(request, patient_id: int):
+    """修改患者信息: the registration form, filled in; only changed fields are written and audited."""
+    orgs = list(_orgs_in_scope(request.actor, policy.PATIENT_UPDATE))
+    if request.method == "POST":
+        form = PatientForm(request.POST, orgs=orgs)
+        if form.is_valid():
+            changes = dict(form.cleaned_data)
+            changes["sex"] = changes["sex"] or None
+            try:
+                services.update_patient(actor=request.actor, patient_id=patient_id, **changes)
+            except DomainError as exc:
+                if exc.status == 404:
+                    raise
+                form.add_error(exc.field if exc.field in form.fields else None, str(exc.message))
+                patient = {"pk": patient_id}
+                return render(
+                    request,
+                    "patients/staff/register.html",
+                    _form_context(request, form, patient),
+                    status=exc.status,
+                )
+            messages.success(request, _("已保存修改。"))
+            return redirect("patients:detail", patient_id=patient_id)
+        patient = {"pk": patient_id}
+        return render(
+            request, "patients/staff/register.html", _form_context(request, form, patient), status=422
+        )
+    patient = selectors.access_patient(request.actor, patient_id, purpose="edit")
+    if patient.status != Patient.Status.ACTIVE or not policy.covers(
+        request.actor, policy.PATIENT_UPDATE, patient.home_org.path
+    ):
+        return redirect("patients:detail", patient_id=patient_id)
+    if all(o.pk != patient.home_org_id for o in orgs):
+        orgs.append(patient.home_org)
+    initial = {f: getattr(patient, f) for f in PatientForm.base_fields if hasattr(patient, f)}
+    initial["home_org_code"] = patient.home_org.code
+    form = PatientForm(initial=initial, orgs=orgs)
+    return render(request, "patients/staff/register.html", _form_context(request, form, patient))
+
+
 @require_POST
 @requires(policy.PATIENT_CREATE)
 def register_check(request):
@@ -228,7 +295,10 @@ def register_check(request):
     form = PatientForm(request.POST, orgs=_orgs_in_scope(request.actor, policy.PATIENT_CREATE))
     form.is_valid()
     data = {k: form.cleaned_data.get(k) for k in LIVE_FIELDS}
-    problems, derived = selectors.registration_problems(request.actor, data)
+    editing = request.POST.get("patient_id", "")
+    problems, derived = selectors.registration_problems(
+        request.actor, data, editing_id=int(editing) if editing.isdigit() else None
+    )
     for field, errs in form.errors.items():
         if field in data and request.POST.get(field):
             problems.setdefault(field, errs[0])
