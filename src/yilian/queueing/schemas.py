@@ -89,8 +89,13 @@ class BoardRow(Schema):
 
 
 class LastCall(Schema):
+    """``text`` is the Q-11 voice text (full name unless VOICE_PRIVACY); ``screen_text`` the
+    same sentence with the masked name, for the screen."""
+
     event_id: int
+    queue_id: int
     text: str
+    screen_text: str
     precall: str
     repeat: int
     at: str

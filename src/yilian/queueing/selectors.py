@@ -112,7 +112,13 @@ def board(queue: Queue, *, next_count: int | None = None) -> dict[str, Any]:
     missed = (
         QueueEntry.objects.filter(queue=queue, state=rules.MISSED).select_related("patient").order_by("seq")
     )
-    last = QueueEvent.objects.filter(queue=queue, kind__in=SPOKEN).order_by("-id").first()
+    last = (
+        QueueEvent.objects.filter(queue=queue, kind__in=SPOKEN)
+        .select_related("entry__patient")
+        .order_by("-id")
+        .first()
+    )
+    room = queue.room.name if queue.room else queue.session.department.name
     session = queue.session
     return {
         "queue_id": queue.pk,
@@ -126,7 +132,11 @@ def board(queue: Queue, *, next_count: int | None = None) -> dict[str, Any]:
         "last_call": (
             {
                 "event_id": last.pk,
+                "queue_id": queue.pk,
                 "text": last.text,
+                "screen_text": rules.call_text(
+                    last.entry.seq, rules.mask_name(last.entry.patient.name), room
+                ),
                 "precall": last.detail.get("precall", "") if last.kind == QueueEvent.Kind.CALLED else "",
                 "repeat": params.call_repeat,
                 "at": last.at.isoformat(),
