@@ -15,6 +15,7 @@ import pytest
 from django.test import override_settings
 
 from tests import factories as f
+from yilian.accounts.selectors import actor_for_user
 from yilian.common import policy
 from yilian.notifications.senders import ConsoleSmsSender
 from yilian.patients import card
@@ -37,6 +38,30 @@ def _last_code(phone: str) -> str:
     bodies = [body for to, body in ConsoleSmsSender.outbox if to == phone]
     assert bodies, "no sign-in code was sent"
     return re.search(r"\d{6}", bodies[-1]).group(0)
+
+
+DECODE_SVG = """async (svg) => {
+  const img = new Image();
+  img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(svg);
+  await img.decode();
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 400;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, 400, 400);
+  ctx.drawImage(img, 20, 20, 360, 360);
+  const code = jsQR(ctx.getImageData(0, 0, 400, 400).data, 400, 400);
+  return code ? code.data : null;
+}"""
+
+
+def _decode_qr_on_screen(page, base_url: str) -> str:
+    """Read the QR the phone shows, as a camera would (jsQR, the scan page's own decoder)."""
+    page.add_script_tag(url=f"{base_url}/static/vendor/jsQR.js")
+    svg = page.locator("#qr-box .qr svg").evaluate("el => new XMLSerializer().serializeToString(el)")
+    token = page.evaluate(DECODE_SVG, svg)
+    assert token, "the QR on screen could not be decoded"
+    return token
 
 
 def _phone(browser):
@@ -93,6 +118,22 @@ def test_patient_card_qr_refreshes_on_its_own(
         page.locator("#qr-box .qr svg").wait_for(state="visible")
         assert "秒后自动刷新" in page.locator(".countdown").inner_text()
         page.screenshot(path=str(artifacts / "patient_card.png"), full_page=True)
+
+        # A desk scans the code on screen: the phone shows at once that it worked, with a new code.
+        settings.CARD_TOKEN_REFRESH_SECONDS = 300
+        page.click("#qr-box a:has-text('立即刷新')")
+        page.wait_for_function(
+            "n => { const q = document.querySelector('#qr-box .qr'); return q && q.dataset.nonce !== n; }",
+            arg=page.locator("#qr-box .qr").get_attribute("data-nonce"),
+        )
+        shown = page.locator("#qr-box .qr").get_attribute("data-nonce")
+        token = _decode_qr_on_screen(page, live_server.url)
+        assert card.token_parts(token)[2] == shown
+        nurse = actor_for_user(f.make_staff(policy.NURSE, community.township).user)
+        assert card.verify_token(token, actor=nurse) == me
+        page.wait_for_selector("#qr-box .scanned", timeout=10_000)
+        assert page.locator("#qr-box .qr").get_attribute("data-nonce") != shown
+        page.screenshot(path=str(artifacts / "patient_card_scanned.png"))
     finally:
         context.close()
 
