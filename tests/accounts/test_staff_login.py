@@ -17,7 +17,7 @@ from yilian.accounts import services
 from yilian.accounts.errors import AccountLocked, InvalidCredentials
 from yilian.accounts.models import User
 from yilian.common.models import AuditEvent
-from yilian.common.policy import DOCTOR
+from yilian.common.policy import DOCTOR, SECADMIN
 
 LOGIN = "/accounts/login/"
 
@@ -214,3 +214,10 @@ def test_session_used_within_the_timeout_stays_signed_in(client, doctor):
     _age_session(client, 29 * 60)
     assert client.get("/api/v1/accounts/me").status_code == 200
     assert signed_in_user_id(client) == str(doctor.user.pk)
+
+
+def test_security_administrator_lands_on_the_security_page(client, staff_of):
+    """三员分立: the security administrator sees no patients, so starts on their own page."""
+    staff_of(SECADMIN, username="secadm")
+    response = post_login(client, "secadm", PASSWORD)
+    assert response["Location"] == "/accounts/security/"

@@ -42,6 +42,22 @@ def staff_home() -> str:
     return _url("patients:staff-home", "/patients/")
 
 
+def staff_landing(user) -> str:
+    """Where a member of staff starts: the patient list, or for the non-clinical roles of 三员分立
+    (who may not see patients) their own workspace."""
+    actor = account_selectors.actor_for_user(user)
+    if policy.allows(actor, policy.PATIENT_SEARCH):
+        return staff_home()
+    for permission, name in (
+        (policy.SECURITY_MANAGE, "accounts:security"),
+        (policy.AUDIT_VIEW, "common:audit-log"),
+        (policy.ORG_MANAGE, "community:org-tree"),
+    ):
+        if policy.allows(actor, permission):
+            return _url(name, staff_home())
+    return staff_home()
+
+
 def patient_home() -> str:
     return _url("h5:home", "/h5/")
 
@@ -77,7 +93,7 @@ def staff_login(request):
     """Staff sign-in (MLPS 2.0 login-failure lock; no user enumeration; safe ``next``)."""
     next_url = _safe_next(request)
     if request.method == "GET" and request.user.is_authenticated and request.user.kind == User.Kind.STAFF:
-        return redirect(next_url or staff_home())
+        return redirect(next_url or staff_landing(request.user))
     timed_out = request.session.pop(TIMED_OUT_KEY, None) if request.method == "GET" else None
     error = None
     username = ""
@@ -91,7 +107,7 @@ def staff_login(request):
             error = exc
         else:
             login(request, user)
-            return redirect(next_url or staff_home())
+            return redirect(next_url or staff_landing(user))
     context = {"error": error, "username": username, "next": next_url, "timed_out": timed_out}
     return render(request, "accounts/staff_login.html", context, status=error.status if error else 200)
 
