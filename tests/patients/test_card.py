@@ -181,3 +181,18 @@ def test_qr_svg_is_inline_svg(health_card):
     svg = card.card_qr_svg(card.make_token(health_card))
     assert svg.startswith("<svg") and "path" in svg
     assert "<?xml" not in svg
+
+
+def test_purging_old_nonces_keeps_expired_tokens_refused(health_card, doctor, monkeypatch):
+    token = card.make_token(health_card)
+    card.verify_token(token, actor=doctor)
+    fresh = card.make_token(health_card)
+    card.verify_token(fresh, actor=doctor)
+    CardTokenUse.objects.exclude(nonce=card.token_parts(fresh)[2]).update(
+        used_at=timezone.now() - timedelta(days=2)
+    )
+    assert card.purge_token_uses() == 1
+    assert CardTokenUse.objects.count() == 1
+    _travel(monkeypatch, 3 * 24 * 3600)
+    with pytest.raises(card.CardTokenExpired):
+        card.verify_token(token, actor=doctor)

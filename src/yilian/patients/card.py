@@ -17,7 +17,7 @@ scans to identify the patient. Design:
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import segno
 from django.conf import settings
@@ -135,6 +135,21 @@ def verify_token(token: str, *, actor: Actor) -> Patient:
     # The gate writes the audit row (patient.view, reason card_scan); CardTokenUse keeps which
     # card, when and by whom.
     return patient_selectors.access_patient_for_card_scan(actor, card.patient)
+
+
+USE_RETENTION = timedelta(days=1)
+
+
+def purge_token_uses(*, now: datetime | None = None) -> int:
+    """Forget the nonces of tokens that expired over ``USE_RETENTION`` ago; returns how many.
+
+    Safe because expiry is checked before replay: an expired token is refused whether or not its
+    nonce is remembered. Who opened which record by card scan stays in the audit log
+    (``patient.view``, reason ``card_scan``). Meant for a daily job.
+    """
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.CARD_TOKEN_TTL_SECONDS) - USE_RETENTION
+    deleted, _by_model = CardTokenUse.objects.filter(used_at__lt=cutoff).delete()
+    return deleted
 
 
 def card_qr_svg(token: str, *, scale: int = 4, title: str = "") -> str:

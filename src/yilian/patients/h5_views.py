@@ -190,7 +190,7 @@ def _active_card(patient: Patient) -> HealthCard | None:
     return HealthCard.objects.filter(patient=patient, status=HealthCard.Status.ACTIVE).first()
 
 
-def _qr_context(request, link: FamilyLink, *, scanned: bool = False, shown_since: int | None = None) -> dict:
+def _qr_context(link: FamilyLink, *, scanned: bool = False, shown_since: int | None = None) -> dict:
     card = _active_card(link.patient)
     if card is None:
         return {"link": link, "card": None}
@@ -227,7 +227,7 @@ def card_page(request, patient_id: int | None = None):
     else:
         link = _managed_link(request, patient_id)
     members = family.members_of(request.actor.patient_account_id)
-    context = _qr_context(request, link)
+    context = _qr_context(link)
     context.update(
         {
             "member": _member_view(link),
@@ -269,6 +269,4 @@ def card_qr(request, patient_id: int):
             "patients/h5/card.html#qr",
             {"link": link, "card": _active_card(link.patient), "paused": True},
         )
-    return render(
-        request, "patients/h5/card.html#qr", _qr_context(request, link, scanned=scanned, shown_since=since)
-    )
+    return render(request, "patients/h5/card.html#qr", _qr_context(link, scanned=scanned, shown_since=since))
