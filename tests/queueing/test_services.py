@@ -314,3 +314,20 @@ def test_appointment_state_untouched_without_scheduling_verbs(clinic):
     clinic.sign_in(appointment)
     assert Appointment.objects.get(pk=appointment.pk).status == "booked"
     _ = date
+
+
+def test_missed_patient_who_never_returns_becomes_no_show_at_session_close(clinic, monkeypatch):
+    marked = []
+    monkeypatch.setattr(
+        services.scheduling_services, "mark_no_show", lambda **kw: marked.append(kw), raising=False
+    )
+    a, b = signed_in(clinic, 2)
+    call(clinic)
+    services.mark_missed(actor=clinic.doctor_actor, queue_id=queue_of(clinic).pk, at=at(9, 1))
+    assert services.close_ended_queues(actor=clinic.nurse_actor, now=at(11, 59)) == []
+    assert services.close_ended_queues(actor=clinic.nurse_actor, now=at(12, 0)) == [a.pk]
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.state == rules.LEFT and b.state == rules.WAITING
+    assert [m["appointment_id"] for m in marked] == [a.appointment_id]
+    assert services.close_ended_queues(actor=clinic.nurse_actor, now=at(12, 5)) == []

@@ -812,3 +812,32 @@ def create_display(
     )
     audit.record(actor, "queue.display_create", target=audit.Target("queueing.Display", display.pk))
     return display, token
+
+
+# --- Q-9 session close ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def close_ended_queues(*, actor: Actor, now: datetime | None = None) -> list[int]:
+    """Q-9: a patient still on the missed list when the session has ended left without returning:
+    the ticket becomes LEFT and the appointment NO_SHOW (MISSED_COUNTS_AS_NOSHOW = true), counted
+    for B-12 by scheduling. Returns the tickets closed. Safe to run repeatedly (a periodic job)."""
+    now = now or timezone.now()
+    closed: list[int] = []
+    for queue_id in (
+        Queue.objects.filter(session__ends_at__lte=now, entries__state=rules.MISSED)
+        .values_list("id", flat=True)
+        .distinct()
+        .order_by("id")
+    ):
+        queue = _lock_queue(queue_id)
+        for entry in QueueEntry.objects.filter(queue=queue, state=rules.MISSED).order_by("id"):
+            entry.state = rules.LEFT
+            entry.save(update_fields=["state"])
+            _event(queue, entry, QueueEvent.Kind.VOIDED, actor, now, detail={"rule": "Q-9"})
+            audit.record(actor, "queue.left_without_return", target=_target(entry), detail={"rule": "Q-9"})
+            _appointment_hook(
+                "mark_no_show", actor, entry.appointment_id, now, reason=scheduling_rules.REASON_MISSED_CALL
+            )
+            closed.append(entry.pk)
+    return closed
