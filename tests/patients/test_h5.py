@@ -192,3 +192,13 @@ def test_removing_someone_elses_member_is_not_found(phone, me, community):
 def test_staff_cannot_use_patient_pages(client, staff_of, name):
     client.force_login(staff_of(policy.DOCTOR).user)
     assert client.get(reverse(name)).status_code == 403
+
+
+def test_self_is_not_offered_again_once_bound(phone, me):
+    html = phone.get(reverse("h5:family")).content.decode()
+    assert 'value="self"' not in html and 'value="spouse"' in html
+
+
+def test_self_is_offered_first_to_a_new_account(phone, account):
+    html = phone.get(reverse("h5:family")).content.decode()
+    assert 'value="self" selected' in html

@@ -116,6 +116,7 @@ def members_of(account_id: int | None) -> list[FamilyLink]:
     links = list(
         FamilyLink.objects.filter(account_id=account_id, patient__status=Patient.Status.ACTIVE)
         .select_related("patient")
+        .defer("patient__id_number", "patient__phone")  # screens show them masked from clear columns
         .order_by("created_at", "id")
     )
     links.sort(key=lambda link: link.relationship != FamilyLink.Relationship.SELF)

@@ -46,8 +46,14 @@ class FamilyMemberForm(forms.Form):
     )
     consent = forms.BooleanField(label=_("我已阅读并同意《就诊人信息授权书》"), required=False)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, has_self: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        # One "self" per account: once bound, it is not offered again.
+        self.fields["relationship"].choices = [("", _("请选择"))] + [
+            c
+            for c in FamilyLink.Relationship.choices
+            if not (has_self and c[0] == FamilyLink.Relationship.SELF)
+        ]
         self.fields["name"].widget.attrs.update(
             {"autocomplete": "name", "placeholder": _("与证件上的姓名一致")}
         )
@@ -70,6 +76,7 @@ def _managed_link(request, patient_id: int) -> FamilyLink:
         raise NotFound()
     link = (
         FamilyLink.objects.select_related("patient")
+        .defer("patient__id_number", "patient__phone")  # shown masked from clear columns
         .filter(account_id=request.actor.patient_account_id, patient_id=patient_id)
         .first()
     )
@@ -122,9 +129,11 @@ def home(request):
 @requires(PATIENT)
 def family_page(request):
     account = _account(request)
+    links = family.members_of(account.pk)
+    has_self = any(link.relationship == FamilyLink.Relationship.SELF for link in links)
     status = 200
     if request.method == "POST":
-        form = FamilyMemberForm(request.POST)
+        form = FamilyMemberForm(request.POST, has_self=has_self)
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -152,8 +161,7 @@ def family_page(request):
         else:
             status = 422
     else:
-        form = FamilyMemberForm()
-    links = family.members_of(account.pk)
+        form = FamilyMemberForm(has_self=has_self, initial={"relationship": "" if has_self else "self"})
     return render(
         request,
         "patients/h5/family.html",
