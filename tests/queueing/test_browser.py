@@ -88,3 +88,49 @@ def test_doctor_calls_next_and_the_display_board_shows_it(
     board.screenshot(path=str(artifacts / "queueing-display-after-blip.png"))
     board_context.close()
     doctor_context.close()
+
+
+def test_nurse_sets_priority_at_the_desk_and_the_patient_phone_shows_the_wait(
+    live_server, flushable_db, browser, artifacts, today_clinic
+):
+    clinic = today_clinic
+    queue = Queue.objects.get(session=clinic.session)
+    patients = []
+    for name in ("张三丰", "欧阳娜娜", "李四"):
+        booker, appointment = clinic.book(name=name)
+        services.check_in(actor=clinic.nurse_actor, appointment_id=appointment.pk)
+        patients.append(booker)
+
+    desk_context = _staff_context(
+        browser, live_server, clinic.nurse.user, viewport={"width": 1366, "height": 900}
+    )
+    desk = desk_context.new_page()
+    desk.goto(f"{live_server.url}/queueing/desk/{queue.pk}/")
+    row = desk.locator("tr", has_text="李四")
+    row.locator("select[name=evidence]").select_option("disability")
+    row.locator("input[name=certificate]").fill("残疾人证 37068719800517")
+    row.get_by_role("button", name="优先").click()
+    desk.locator(".flash").filter(has_text="已设为优先").wait_for(timeout=5000)
+    first_row = desk.locator("table.data tbody tr").first
+    assert "李四" in first_row.inner_text() and "残" in first_row.inner_text()
+    desk.screenshot(path=str(artifacts / "queueing-desk-queue.png"), full_page=True)
+
+    phone_context = _staff_context(
+        browser, live_server, patients[2].account.user, viewport={"width": 390, "height": 844}, is_mobile=True
+    )
+    phone = phone_context.new_page()
+    entry_id = queue.entries.get(patient=patients[1].patient).pk
+    phone.goto(f"{live_server.url}/queueing/ticket/{entry_id}/")
+    assert phone.locator(".tk").count() == 0  # another account's patient: not found
+    phone_context.close()
+
+    phone_context = _staff_context(
+        browser, live_server, patients[1].account.user, viewport={"width": 390, "height": 844}, is_mobile=True
+    )
+    phone = phone_context.new_page()
+    phone.goto(f"{live_server.url}/queueing/ticket/{entry_id}/")
+    text = phone.locator(".tk").inner_text()
+    assert "前面还有" in text and "2" in text and "预计等待 16 分钟" in text
+    phone.screenshot(path=str(artifacts / "queueing-phone-ticket.png"), full_page=True)
+    phone_context.close()
+    desk_context.close()
