@@ -221,3 +221,15 @@ def test_security_administrator_lands_on_the_security_page(client, staff_of):
     staff_of(SECADMIN, username="secadm")
     response = post_login(client, "secadm", PASSWORD)
     assert response["Location"] == "/accounts/security/"
+
+
+@override_settings(SESSION_IDLE_TIMEOUT=timedelta(minutes=30))
+def test_background_requests_do_not_keep_an_idle_session_alive(client, doctor):
+    """A page left open with a polling widget still signs out (X-Yilian-Background)."""
+    client.force_login(doctor.user)
+    client.get("/api/v1/accounts/me")
+    _age_session(client, 20 * 60)
+    assert client.get("/api/v1/accounts/me", HTTP_X_YILIAN_BACKGROUND="1").status_code == 200
+    assert time.time() - client.session["last_seen"] >= 20 * 60  # the poll did not count
+    client.get("/api/v1/accounts/me")
+    assert time.time() - client.session["last_seen"] < 60  # a real request does
