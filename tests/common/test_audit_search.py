@@ -175,7 +175,8 @@ def test_anonymous_is_sent_to_sign_in(client, db):
 def test_api_query_count_does_not_grow_with_events(client, login, auditor, staff_of):
     login(auditor)
     event("q.one", actor=staff_of(policy.DOCTOR))
-    with CaptureQueriesContext(connection) as few:
+    client.get("/api/v1/audit/events", {"action": "q."})
+    with CaptureQueriesContext(connection) as few:  # after a first call warmed the session
         client.get("/api/v1/audit/events", {"action": "q."})
     for _ in range(10):
         event("q.more", actor=staff_of(policy.NURSE))
