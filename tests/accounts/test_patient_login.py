@@ -3,7 +3,10 @@ rate limits, account creation on first sign-in, and the two-step H5 page."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from django.core.management import call_command
 from django.test import override_settings
 from django.urls import reverse
 
@@ -256,3 +259,14 @@ def test_patient_signs_out_to_the_patient_login(client, db, send_code):
     client.post(reverse("accounts:patient-verify"), {"phone": PHONE, "code": code})
     response = client.post(reverse("accounts:logout"))
     assert response["Location"] == "/accounts/patient/login/"
+
+
+def test_purge_forgets_codes_older_than_a_day_only(db, send_code, clock):
+    send_code(PHONE)
+    clock.advance(hours=23)
+    send_code(OTHER)
+    clock.advance(hours=1, seconds=1)
+    call_command("purge_codes", stdout=io.StringIO())
+    assert list(OneTimeCode.objects.values_list("phone_hash", flat=True)) == [
+        crypto.blind_index("phone", OTHER)
+    ]

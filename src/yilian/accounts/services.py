@@ -295,7 +295,8 @@ def verify_code(*, phone: str, code: str, ip: str | None) -> User:
 
     Only the newest code sent to the phone counts (a new code supersedes the old one). A wrong code
     costs one of the code's ``OTP_MAX_ATTEMPTS`` tries; the right one is claimed with a conditional
-    update, so it works once even under concurrent submissions.
+    update, so it works once even under concurrent submissions. (``ip`` is part of the interface;
+    the audit rows take the caller's address from the request context, ``common.audit``.)
     """
     phone = clean_phone(phone)
     code = rules.normalise_code(code)
@@ -448,3 +449,17 @@ def revoke_api_key(*, actor: Actor, key_id: int) -> ApiKey:
         detail={"prefix": key.prefix, "name": key.name, "organisation": key.organisation.code},
     )
     return key
+
+
+CODE_RETENTION = timedelta(days=1)
+
+
+def purge_spent_codes(*, now: datetime | None = None) -> int:
+    """Delete sign-in code rows older than ``CODE_RETENTION``; return how many. Meant for a daily job.
+
+    Safe: the longest rate-limit window is an hour and codes live minutes; who signed in, and every
+    failed attempt, stays in the audit log.
+    """
+    cutoff = (now or timezone.now()) - max(CODE_RETENTION, HOUR, timedelta(seconds=settings.OTP_TTL_SECONDS))
+    deleted, _by_model = OneTimeCode.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
