@@ -22,7 +22,6 @@ from yilian.common import audit, crypto, policy
 from yilian.common.errors import NotFound, PermissionDenied
 from yilian.common.models import AuditEvent
 from yilian.common.policy import Actor
-from yilian.community.models import Organisation
 from yilian.patients import rules
 from yilian.patients.models import Contact, FamilyLink, HealthCard, Patient
 
@@ -54,10 +53,13 @@ def patients_visible_to(actor: Actor, permission: str = policy.PATIENT_VIEW) -> 
     paths = policy.scope_paths(actor, permission)
     if not paths:
         return Patient.objects.none()
+    # A join on the organisation's materialised path (not ``home_org_id IN (subquery)``): SQLite,
+    # which keeps no statistics, would otherwise walk the home_org index over the whole county
+    # instead of the far more selective name/initials/hash index (measured: 360 ms → 1 ms at 100,000).
     in_scope = Q()
     for path in paths:
-        in_scope |= Q(path__startswith=path)
-    return Patient.objects.filter(home_org_id__in=Organisation.objects.filter(in_scope).values("pk"))
+        in_scope |= Q(home_org__path__startswith=path)
+    return Patient.objects.filter(in_scope)
 
 
 def _may_view(actor: Actor, patient: Patient, permission: str) -> bool:
