@@ -270,3 +270,12 @@ def test_purge_forgets_codes_older_than_a_day_only(db, send_code, clock):
     assert list(OneTimeCode.objects.values_list("phone_hash", flat=True)) == [
         crypto.blind_index("phone", OTHER)
     ]
+
+
+def test_asking_again_right_after_a_code_goes_to_the_code_step(client, db, send_code):
+    """A reloaded page must not strand the patient: the code already sent is still the one to enter."""
+    send_code(PHONE)
+    response = client.post(reverse("accounts:patient-send-code"), {"phone": PHONE}, **HX)
+    assert response.status_code == 429
+    body = response.content.decode()
+    assert 'name="code"' in body and 'data-code="RATE_LIMITED"' in body

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from yilian.accounts import selectors as account_selectors
 from yilian.accounts import services as account_services
-from yilian.accounts.errors import AccountLocked, InvalidCredentials
+from yilian.accounts.errors import AccountLocked, CodeRateLimited, InvalidCredentials
 from yilian.accounts.middleware import TIMED_OUT_KEY
 from yilian.accounts.models import User
 from yilian.common import masking, policy
@@ -162,7 +162,10 @@ def patient_send_code(request):
         phone = account_services.clean_phone(raw)
         account_services.request_code(phone=phone, ip=client_ip(request))
     except DomainError as exc:
-        step = "code" if request.POST.get("resend") and not isinstance(exc, InvalidInput) else "phone"
+        # A code went out moments ago (reloaded page, "change number" and back): ask for that code.
+        just_sent = isinstance(exc, CodeRateLimited) and exc.extra.get("limit") == "interval"
+        resend = request.POST.get("resend") and not isinstance(exc, InvalidInput)
+        step = "code" if just_sent or resend else "phone"
         context = _code_context(phone) if step == "code" else {"phone": raw}
         return _patient_page(request, step, {**context, "error": exc}, status=exc.status)
     return _patient_page(request, "code", {**_code_context(phone), "sent": True})
