@@ -19,14 +19,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.contrib.auth import password_validation
+from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from yilian.accounts.models import User
 from yilian.common import audit, policy
 from yilian.common.audit import Target
 from yilian.common.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
@@ -367,6 +366,7 @@ def create_staff(
     username = (username or "").strip()
     licence_number = (licence_number or "").strip()
 
+    User = get_user_model()
     if User.objects.filter(username__iexact=username).exists():
         raise DuplicateUsername(
             _("登录名 %(username)s 已被使用。") % {"username": username[:150]}, field="username"
