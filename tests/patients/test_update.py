@@ -111,3 +111,25 @@ def test_contact_with_bad_phone_is_refused(doctor, community):
             actor=doctor, patient_id=patient.pk, name="张大", relationship="父亲", phone="12345"
         )
     assert (caught.value.code, caught.value.field) == ("PHONE_FORMAT", "phone")
+
+
+def test_replacing_the_id_ignores_sex_and_birth_carried_over_from_the_form(doctor, community):
+    patient = f.make_patient(community.village, birth=date(1980, 5, 17), sex="M")
+    new = f.valid_id(date(1990, 1, 2), "F")
+    services.update_patient(
+        actor=doctor, patient_id=patient.pk, id_number=new, sex="M", birth_date=date(1980, 5, 17), name="张三"
+    )
+    patient.refresh_from_db()
+    assert (patient.sex, patient.birth_date) == ("F", date(1990, 1, 2))
+
+
+def test_switching_to_a_passport_keeps_sex_and_birth_date(doctor, community):
+    patient = f.make_patient(community.village, birth=date(1980, 5, 17), sex="M")
+    services.update_patient(actor=doctor, patient_id=patient.pk, id_type="passport", id_number="E12345678")
+    patient.refresh_from_db()
+    assert (patient.id_type, patient.id_head, patient.sex, patient.birth_date) == (
+        "passport",
+        "",
+        "M",
+        date(1980, 5, 17),
+    )

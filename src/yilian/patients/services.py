@@ -308,15 +308,17 @@ def update_patient(*, actor: Actor, patient_id: int, **changes: Any) -> Patient:
         identity_keys = {"sex", "birth_date", "id_type", "id_number"}
         if identity_keys & {k for k, v in changes.items() if v is not None}:
             id_type = changes.get("id_type") or patient.id_type
-            number_given = changes.get("id_number") is not None
-            id_number = changes["id_number"] if number_given else patient.id_number
-            is_resident = id_type == rules.RESIDENT_ID
-            # For a resident ID the number decides: keep the old sex/birth date only as a cross-check
-            # when the number itself is not being replaced.
-            sex = changes.get("sex") or (None if is_resident and number_given else patient.sex)
-            birth = changes.get("birth_date") or (
-                None if is_resident and number_given else patient.birth_date
-            )
+            id_number = changes.get("id_number") or patient.id_number
+            replaced = (id_type, rules.normalise_id(id_number)) != (patient.id_type, patient.id_number)
+            # A resident ID decides sex and birth date (GB 11643-1999). When the number is replaced,
+            # values merely carried over from the old record (an edit form sends every field) must
+            # not contradict the new number; values the clerk actually changed still cross-check it.
+            sex, birth = changes.get("sex"), changes.get("birth_date")
+            if id_type == rules.RESIDENT_ID and replaced:
+                sex = None if sex == patient.sex else sex
+                birth = None if birth == patient.birth_date else birth
+            elif id_type != rules.RESIDENT_ID:
+                sex, birth = sex or patient.sex, birth or patient.birth_date
             identity = rules.check_identity(id_type, id_number, sex=sex, birth_date=birth)
             before = (patient.id_type, patient.id_number, patient.sex, patient.birth_date)
             _set_identifiers(patient, identity)
