@@ -134,6 +134,10 @@ def test_patient_card_qr_refreshes_on_its_own(
         page.wait_for_selector("#qr-box .scanned", timeout=10_000)
         assert page.locator("#qr-box .qr").get_attribute("data-nonce") != shown
         page.screenshot(path=str(artifacts / "patient_card_scanned.png"))
+
+        # Signed out meanwhile (here: the cookies are gone): the page goes to sign-in, not a dead code.
+        context.clear_cookies()
+        page.wait_for_url(re.compile(r".*/accounts/patient/login/.*"), timeout=10_000)
     finally:
         context.close()
 
