@@ -196,3 +196,10 @@ def test_purging_old_nonces_keeps_expired_tokens_refused(health_card, doctor, mo
     _travel(monkeypatch, 3 * 24 * 3600)
     with pytest.raises(card.CardTokenExpired):
         card.verify_token(token, actor=doctor)
+
+
+def test_the_phone_refreshes_before_the_code_on_screen_expires(settings):
+    settings.CARD_TOKEN_TTL_SECONDS, settings.CARD_TOKEN_REFRESH_SECONDS = 60, 30
+    assert card.refresh_seconds() == 30
+    settings.CARD_TOKEN_REFRESH_SECONDS = 90  # a setting mistake
+    assert card.refresh_seconds() == 50

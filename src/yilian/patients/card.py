@@ -69,6 +69,16 @@ def _now_ts() -> int:
     return int(timezone.now().timestamp())
 
 
+REFRESH_MARGIN_SECONDS = 10  # a shown code keeps at least this long to be scanned
+
+
+def refresh_seconds() -> int:
+    """How often the phone shows a new code: ``CARD_TOKEN_REFRESH_SECONDS``, but always early enough
+    that the code on screen has not expired yet (a setting mistake must not show dead codes)."""
+    ttl = settings.CARD_TOKEN_TTL_SECONDS
+    return max(1, min(settings.CARD_TOKEN_REFRESH_SECONDS, ttl - REFRESH_MARGIN_SECONDS))
+
+
 def make_token(card: HealthCard) -> str:
     """A fresh, signed, single-use QR token for an active card (HC-1)."""
     if card.status != HealthCard.Status.ACTIVE:

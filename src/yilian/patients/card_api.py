@@ -12,7 +12,6 @@ No ``from __future__ import annotations`` here: ninja reads the handler annotati
 
 from datetime import date, datetime
 
-from django.conf import settings
 from ninja import Field, Router, Schema
 
 from yilian.common import masking, policy
@@ -67,7 +66,7 @@ def my_card_token(request, patient_id: int):
         "token": token,
         "card_no": card.card_no,
         "expires_at": health_card.token_expires_at(token),
-        "refresh_seconds": settings.CARD_TOKEN_REFRESH_SECONDS,
+        "refresh_seconds": health_card.refresh_seconds(),
         "qr_svg": health_card.card_qr_svg(token),
     }
 

@@ -211,7 +211,7 @@ def _qr_context(link: FamilyLink, *, scanned: bool = False, shown_since: int | N
         "nonce": nonce,
         "expires": expires,
         "since": shown_since if shown_since is not None else int(timezone.now().timestamp()),
-        "refresh_seconds": settings.CARD_TOKEN_REFRESH_SECONDS,
+        "refresh_seconds": health_card.refresh_seconds(),
         "scanned": scanned,
     }
 
@@ -269,7 +269,7 @@ def card_qr(request, patient_id: int):
     scanned = bool(nonce) and health_card.token_was_used(nonce)
     if nonce and expires is not None and not scanned:
         issued = expires - settings.CARD_TOKEN_TTL_SECONDS
-        if now < issued + settings.CARD_TOKEN_REFRESH_SECONDS:
+        if now < issued + health_card.refresh_seconds():
             return HttpResponse(status=204)
     if since is not None and now - since > CARD_SHOW_MAX_SECONDS:
         return render(
