@@ -75,3 +75,30 @@ def test_registration_form_checks_as_one_types(live_server, browser, artifacts, 
         assert "建档成功" in page.content() and "李秀英" in page.inner_text("h1")
     finally:
         context.close()
+
+
+def test_coordinator_merges_a_duplicate(live_server, browser, artifacts, community):
+    from yilian.patients.models import Contact, Patient
+
+    keep = f.make_patient(community.village, name="王秀兰", birth=date(1950, 2, 1), sex="F")
+    drop = f.make_patient(community.township, name="王秀兰", birth=date(1950, 2, 1), sex="F")
+    Contact.objects.create(patient=drop, name="王强", relationship="儿子", phone="13800000009")
+    coordinator = f.make_staff(policy.COORDINATOR, community.county, username="xietiao", name="周协调")
+    context = browser.new_context(viewport={"width": 1366, "height": 1000}, locale="zh-CN")
+    page = context.new_page()
+    try:
+        _sign_in(page, live_server.url, coordinator.user.username)
+        page.goto(f"{live_server.url}/patients/merge/")
+        page.fill("#mq", "wxl")
+        page.locator(f"[data-pick=survivor_id][data-id='{keep.pk}']").click()
+        page.locator(f"[data-pick=duplicate_id][data-id='{drop.pk}']").click()
+        page.locator("#preview .pt-merge").wait_for()
+        assert "联系人 1" in page.inner_text("#preview")
+        page.fill("#reason", "同一人在村卫生室和镇卫生院各建一档，已核对身份证原件")
+        page.screenshot(path=str(artifacts / "patients-merge.png"), full_page=True)
+        page.click("#merge-form button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/patients/{keep.pk}/")
+    finally:
+        context.close()
+    assert Patient.objects.get(pk=drop.pk).merged_into_id == keep.pk
+    assert Contact.objects.get().patient_id == keep.pk
