@@ -8,7 +8,7 @@ from tests import factories as f
 from tests.patients.factories import actor_of
 from yilian.common.errors import DomainError, NotFound
 from yilian.common.models import AuditEvent
-from yilian.patients import services
+from yilian.patients import selectors, services
 from yilian.patients.models import Contact, FamilyLink, HealthCard, Patient
 
 
@@ -120,10 +120,22 @@ def test_doctors_may_not_merge(staff_of, pair):
 
 
 def test_relations_are_discovered_from_the_model_registry():
-    labels = {f"{r.related_model._meta.label_lower}.{r.field.name}" for r in services.reverse_relations()}
+    labels = {f"{r.related_model._meta.label_lower}.{r.field.name}" for r in selectors.reverse_relations()}
     assert {
         "patients.contact.patient",
         "patients.familylink.patient",
         "patients.healthcard.patient",
     } <= labels
     assert "patients.patient.merged_into" in labels  # hidden (related_name="+") relations too
+
+
+def test_records_merged_earlier_follow_to_the_new_survivor(coordinator, community):
+    first, second, third = (f.make_patient(community.village, name="张三") for _ in range(3))
+    services.merge_patients(
+        actor=coordinator, survivor_id=second.pk, duplicate_id=first.pk, reason="重复建档"
+    )
+    services.merge_patients(
+        actor=coordinator, survivor_id=third.pk, duplicate_id=second.pk, reason="重复建档"
+    )
+    assert Patient.objects.get(pk=first.pk).merged_into_id == third.pk
+    assert Patient.objects.get(pk=second.pk).merged_into_id == third.pk

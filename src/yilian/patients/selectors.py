@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Collate
 
@@ -347,10 +348,26 @@ def registration_problems(
     return problems, derived
 
 
+def reverse_relations() -> list[Any]:
+    """Every foreign key (and one-to-one) in any installed app that points at ``Patient``.
+
+    Built from ``Patient._meta`` at call time — including hidden (``related_name="+"``) relations,
+    which ``_meta.related_objects`` leaves out — so links added by future apps follow a merge
+    without this code changing. A many-to-many to ``Patient`` is covered through the foreign key of
+    its (hidden, auto-created) through table; the many-to-many descriptor itself is skipped.
+    """
+    relations = []
+    for rel in Patient._meta.get_fields(include_hidden=True):
+        if not (rel.is_relation and rel.auto_created and not rel.concrete):
+            continue
+        if rel.many_to_many or not isinstance(rel.field, models.ForeignKey):
+            continue
+        relations.append(rel)
+    return relations
+
+
 def related_counts(patient: Patient) -> dict[str, int]:
     """How many rows of each table point at the patient (merge preview), by table name."""
-    from yilian.patients.services import reverse_relations
-
     counts: dict[str, int] = {}
     for rel in reverse_relations():
         rows = rel.related_model._base_manager.filter(**{rel.field.name: patient})

@@ -22,7 +22,7 @@ from yilian.common import audit, crypto, masking, pinyin, policy
 from yilian.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from yilian.common.policy import Actor
 from yilian.community.models import Organisation
-from yilian.patients import rules
+from yilian.patients import rules, selectors
 from yilian.patients.models import Contact, FamilyLink, HealthCard, Patient
 
 MESSAGES: dict[str, Any] = {
@@ -399,23 +399,6 @@ def add_contact(*, actor: Actor, patient_id: int, name: str, relationship: str, 
     return contact
 
 
-def reverse_relations() -> list[Any]:
-    """Every foreign key (and one-to-one) in any installed app that points at ``Patient``.
-
-    Built from ``Patient._meta`` at call time — including hidden (``related_name="+"``) relations,
-    which ``_meta.related_objects`` leaves out — so links added by future apps follow a merge
-    without this code changing.
-    """
-    relations = []
-    for rel in Patient._meta.get_fields(include_hidden=True):
-        if not (rel.is_relation and rel.auto_created and not rel.concrete):
-            continue
-        if rel.many_to_many or not isinstance(rel.field, models.ForeignKey):
-            continue
-        relations.append(rel)
-    return relations
-
-
 @dataclass(frozen=True)
 class MergeOutcome:
     survivor: Patient
@@ -460,7 +443,7 @@ def merge_patients(*, actor: Actor, survivor_id: int, duplicate_id: int, reason:
         patient=duplicate, account_id__in=list(survivor_accounts)
     ).delete()[0]
     moved: dict[str, int] = {}
-    for rel in reverse_relations():
+    for rel in selectors.reverse_relations():
         model, field = rel.related_model, rel.field
         rows = model._base_manager.filter(**{field.name: duplicate})
         if model is Patient:
