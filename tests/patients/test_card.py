@@ -203,3 +203,14 @@ def test_the_phone_refreshes_before_the_code_on_screen_expires(settings):
     assert card.refresh_seconds() == 30
     settings.CARD_TOKEN_REFRESH_SECONDS = 90  # a setting mistake
     assert card.refresh_seconds() == 50
+
+
+def test_a_scanner_typing_with_caps_lock_on_still_works(health_card, patient, doctor):
+    token = card.make_token(health_card)
+    assert card.verify_token(token.swapcase(), actor=doctor) == patient
+
+
+def test_a_scanner_typing_full_width_characters_still_works(health_card, patient, doctor):
+    token = card.make_token(health_card)
+    full_width = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in token)
+    assert card.verify_token(full_width, actor=doctor) == patient

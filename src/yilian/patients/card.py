@@ -17,6 +17,7 @@ scans to identify the patient. Design:
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import segno
@@ -92,9 +93,13 @@ def make_token(card: HealthCard) -> str:
 def token_parts(token: str) -> tuple[str, int, str]:
     """``(card_no, expires_unix, nonce)`` of a token whose signature is valid, else ``CardTokenInvalid``.
 
-    Scanners may add whitespace or a newline; nothing else is forgiven.
+    What desk scanners do to a code is undone, nothing else: surrounding whitespace or a newline,
+    full-width characters (a scanner typing through a Chinese input method), and inverted case
+    (a scanner typing with Caps Lock on, recognised by the lower-case prefix).
     """
-    token = (token or "").strip()
+    token = unicodedata.normalize("NFKC", (token or "")[: MAX_TOKEN_LENGTH * 2]).strip()
+    if token.startswith(PREFIX.swapcase()):
+        token = token.swapcase()
     if len(token) > MAX_TOKEN_LENGTH or not token.startswith(PREFIX):
         raise CardTokenInvalid(field="token")
     try:
