@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 
 import pytest
+from django.apps import apps
 from django.test import override_settings
 from django.utils import timezone
 
@@ -16,6 +18,7 @@ from yilian.notifications.models import InboxMessage
 from yilian.notifications.senders import ConsoleSmsSender
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("flushable_db")]
+_default_templates = importlib.import_module("yilian.notifications.migrations.0004_default_templates")
 
 IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 PHONE = "13812340000"
@@ -41,6 +44,7 @@ def _patient_signs_in(page, base_url: str, phone: str) -> None:
 
 
 def test_patient_reads_a_cancellation_and_marks_it_read(live_server, browser, artifacts, immediate_tasks):
+    _default_templates.forwards(apps, None)  # an earlier transactional test's flush removed them
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, locale="zh-CN")
     page = context.new_page()
     try:
