@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,3 +77,24 @@ def test_up_builds_the_demo_serves_pages_and_static_files_and_stops_its_worker(t
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_up_refuses_a_port_in_use_before_touching_the_database():
+    from django.core.management import CommandError, call_command
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(CommandError, match="in use"):
+            call_command("up", host="127.0.0.1", port=busy.getsockname()[1])
+
+
+def test_forwarded_headers_are_trusted_only_from_the_named_proxy():
+    from yilian.ops.management.commands.up import Command
+
+    base = {"host": "127.0.0.1", "port": 8000, "threads": 8}
+    direct = Command._waitress_options({**base, "trusted_proxy": ""})
+    assert "trusted_proxy" not in direct and direct["clear_untrusted_proxy_headers"] is True
+    proxied = Command._waitress_options({**base, "trusted_proxy": "10.0.0.2"})
+    assert proxied["trusted_proxy"] == "10.0.0.2"
+    assert proxied["trusted_proxy_headers"] == {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
