@@ -331,3 +331,39 @@ def test_missed_patient_who_never_returns_becomes_no_show_at_session_close(clini
     assert a.state == rules.LEFT and b.state == rules.WAITING
     assert [m["appointment_id"] for m in marked] == [a.appointment_id]
     assert services.close_ended_queues(actor=clinic.nurse_actor, now=at(12, 5)) == []
+
+
+def test_nurse_cancels_a_sign_in_and_the_patient_leaves_the_order(clinic):
+    a, b = signed_in(clinic, 2)
+    services.cancel_sign_in(actor=clinic.nurse_actor, entry_id=a.pk, at=at(8, 10))
+    assert order_seqs(clinic) == [b.seq]
+    with pytest.raises(PermissionDenied):
+        services.cancel_sign_in(actor=clinic.doctor_actor, entry_id=b.pk, at=at(8, 10))
+
+
+def test_interleave_mode_set_by_the_nurse_changes_the_order(clinic):
+    entries = signed_in(clinic, 4)
+    services.set_priority(
+        actor=clinic.nurse_actor,
+        entry_id=entries[3].pk,
+        evidence=rules.EVIDENCE_PREGNANCY,
+        certificate="母子手册",
+    )
+    assert order_seqs(clinic)[0] == entries[3].seq
+    services.configure_queue(
+        actor=clinic.nurse_actor,
+        queue_id=queue_of(clinic).pk,
+        priority_mode=rules.MODE_INTERLEAVE,
+        voice_privacy=False,
+    )
+    assert order_seqs(clinic) == [entries[0].seq, entries[1].seq, entries[3].seq, entries[2].seq]
+
+
+def test_nurse_adds_a_room(clinic):
+    room = services.create_room(
+        actor=clinic.nurse_actor, department_id=clinic.department.pk, name="5诊室", zone="二楼"
+    )
+    assert room.department_id == clinic.department.pk
+    with pytest.raises(Exception) as exc:
+        services.create_room(actor=clinic.nurse_actor, department_id=clinic.department.pk, name="5诊室")
+    assert exc.value.code == "INVALID_INPUT"

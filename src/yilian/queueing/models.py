@@ -202,6 +202,7 @@ class QueueEvent(models.Model):
 
     class Kind(models.TextChoices):
         SIGNED_IN = "signed_in", _("签到")
+        SIGN_IN_CANCELLED = "sign_in_cancel", _("取消签到")
         CALLED = "called", _("呼叫")
         RECALLED = "recalled", _("复呼")
         MISSED = "missed", _("过号")

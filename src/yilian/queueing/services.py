@@ -841,3 +841,66 @@ def close_ended_queues(*, actor: Actor, now: datetime | None = None) -> list[int
             )
             closed.append(entry.pk)
     return closed
+
+
+@transaction.atomic
+def cancel_sign_in(*, actor: Actor, entry_id: int, at: datetime | None = None) -> QueueEntry:
+    """取消签到 (Q-12 nurse action): a waiting patient leaves the queue (signed in by mistake, or
+    gone home). The ticket becomes LEFT; the appointment is not touched (it can be signed in again
+    while the window is open)."""
+    at = at or timezone.now()
+    if not actor.is_staff_member:
+        raise PermissionDenied()
+    queue, entry = _lock_entry(entry_id)
+    if not may_view_queue(actor, queue):
+        raise NotFound()
+    _check_nurse(actor, queue)
+    if entry.state != rules.WAITING:
+        raise errors.TicketStateConflict(_("只有候诊中的患者可以取消签到。"))
+    entry.state = rules.LEFT
+    entry.save(update_fields=["state"])
+    _event(queue, entry, QueueEvent.Kind.SIGN_IN_CANCELLED, actor, at)
+    audit.record(actor, "queue.sign_in_cancel", target=_target(entry))
+    return entry
+
+
+@transaction.atomic
+def configure_queue(*, actor: Actor, queue_id: int, priority_mode: str, voice_privacy: bool) -> Queue:
+    """A queue's Q-4 priority mode (``front`` / ``interleave``) and Q-11 VOICE_PRIVACY."""
+    queue = _lock_queue(queue_id)
+    if not may_view_queue(actor, queue):
+        raise NotFound()
+    _check_nurse(actor, queue)
+    if priority_mode not in rules.PRIORITY_MODES:
+        raise InvalidInput(_("优先方式无效。"), field="priority_mode")
+    queue.priority_mode = priority_mode
+    queue.voice_privacy = bool(voice_privacy)
+    queue.save(update_fields=["priority_mode", "voice_privacy"])
+    audit.record(
+        actor,
+        "queue.configure",
+        target=audit.Target("queueing.Queue", queue.pk),
+        detail={"priority_mode": priority_mode, "voice_privacy": bool(voice_privacy)},
+    )
+    return queue
+
+
+@transaction.atomic
+def create_room(*, actor: Actor, department_id: int, name: str, zone: str = "") -> ClinicRoom:
+    """A consulting room (诊室) of a department, in a waiting zone (候诊区)."""
+    from yilian.community.models import Department
+
+    department = Department.objects.select_related("organisation").filter(pk=department_id).first()
+    if department is None or not _holds_role(actor, {policy.NURSE}, department.organisation.path):
+        raise NotFound()
+    name = (name or "").strip()
+    zone = (zone or "").strip()
+    if not name or len(name) > 30:
+        raise InvalidInput(_("请填写诊室名称（不超过30字），如：3诊室。"), field="name")
+    if len(zone) > 30:
+        raise InvalidInput(_("候诊区名称不能超过30字。"), field="zone")
+    if ClinicRoom.objects.filter(department=department, name=name).exists():
+        raise InvalidInput(_("本科室已有同名诊室。"), field="name")
+    room = ClinicRoom.objects.create(department=department, name=name, zone=zone)
+    audit.record(actor, "queue.room_create", target=audit.Target("queueing.ClinicRoom", room.pk))
+    return room

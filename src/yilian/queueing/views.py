@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 from yilian.common import policy
 from yilian.common.access import PATIENT, PUBLIC, STAFF, requires
 from yilian.common.errors import DomainError, NotFound
-from yilian.community.models import Organisation
+from yilian.community.models import Department, Organisation
 from yilian.queueing import rules, selectors, services
 from yilian.queueing.models import ClinicRoom, QueueEntry
 from yilian.scheduling.models import ClinicSession
@@ -79,10 +79,19 @@ def desk(request):
     rooms = ClinicRoom.objects.filter(department__organisation__in=orgs, is_active=True).select_related(
         "department"
     )
+    departments = Department.objects.filter(organisation__in=orgs, is_active=True).order_by("name")
     return render(
         request,
         "queueing/desk.html",
-        {"rows": rows, "unopened": unopened, "today": today, "rooms": rooms, "orgs": orgs, "ticket": ticket},
+        {
+            "rows": rows,
+            "unopened": unopened,
+            "today": today,
+            "rooms": rooms,
+            "orgs": orgs,
+            "departments": departments,
+            "ticket": ticket,
+        },
     )
 
 
@@ -120,6 +129,10 @@ def desk_queue(request, queue_id: int):
             "evidences": QueueEntry.Evidence.choices,
             "rooms": ClinicRoom.objects.filter(department_id=queue.session.department_id, is_active=True),
             "siblings": [q for q in siblings if q.pk != queue.pk],
+            "modes": [
+                (rules.MODE_FRONT, _("优先者排在所有普通患者之前")),
+                (rules.MODE_INTERLEAVE, _("每 2 位普通患者后叫 1 位优先患者")),
+            ],
         },
     )
 
@@ -138,7 +151,45 @@ def desk_room(request, queue_id: int):
     return redirect("queueing:desk-queue", queue_id=queue_id)
 
 
-TICKET_ACTIONS = ("priority", "re-sign-in", "return", "transfer")
+@require_POST
+@requires(DESK_PERMISSION)
+def desk_settings(request, queue_id: int):
+    """Q-4 priority mode and Q-11 VOICE_PRIVACY of one queue."""
+    try:
+        services.configure_queue(
+            actor=request.actor,
+            queue_id=queue_id,
+            priority_mode=(request.POST.get("priority_mode") or "")[:12],
+            voice_privacy=request.POST.get("voice_privacy") == "on",
+        )
+        messages.success(request, _("已保存叫号设置。"))
+    except DomainError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        messages.error(request, str(exc.message))
+    return redirect("queueing:desk-queue", queue_id=queue_id)
+
+
+@require_POST
+@requires(DESK_PERMISSION)
+def room_create(request):
+    """A new consulting room (诊室) from the desk."""
+    try:
+        room = services.create_room(
+            actor=request.actor,
+            department_id=int(request.POST.get("department_id") or 0),
+            name=request.POST.get("name", "")[:30],
+            zone=request.POST.get("zone", "")[:30],
+        )
+        messages.success(request, _("已添加诊室：%(name)s") % {"name": room.name})
+    except DomainError as exc:
+        messages.error(request, str(exc.message))
+    except ValueError:
+        messages.error(request, _("请选择科室。"))
+    return redirect("queueing:desk")
+
+
+TICKET_ACTIONS = ("priority", "re-sign-in", "return", "transfer", "cancel")
 
 
 @require_POST
@@ -158,6 +209,9 @@ def ticket_action(request, entry_id: int, action: str):
                 certificate=(request.POST.get("certificate") or "")[:60],
             )
             messages.success(request, _("%(seq)s号已设为优先。") % {"seq": entry.seq})
+        elif action == "cancel":
+            services.cancel_sign_in(actor=request.actor, entry_id=entry_id)
+            messages.success(request, _("%(seq)s号已取消签到。") % {"seq": entry.seq})
         elif action == "re-sign-in":
             ticket = services.re_sign_in(actor=request.actor, entry_id=entry_id)
             messages.success(request, _ticket_message(ticket))
