@@ -14,6 +14,7 @@ from yilian.accounts.models import PatientAccount, User
 from yilian.common import crypto, pinyin, policy, resident_id
 from yilian.community.models import Department, Organisation, RoleAssignment, Staff
 from yilian.ops.demo import county as county_mod
+from yilian.ops.demo.build import AS_OF
 from yilian.patients import family
 from yilian.patients.models import FamilyLink, HealthCard, Patient
 
@@ -78,7 +79,7 @@ def test_demo_has_every_staff_role_at_the_right_organisation():
         if ra.role == policy.VILLAGE_DOCTOR:
             assert ra.organisation.kind == "village_clinic"
         if ra.staff.title != Staff.Title.NONE:
-            assert ra.staff.licence_number and ra.staff.practice_start_date
+            assert ra.staff.licence_number and ra.staff.practice_start_date < AS_OF
     kinds = {
         ra.organisation.kind
         for ra in RoleAssignment.objects.filter(role=policy.DOCTOR).select_related("organisation")

@@ -311,7 +311,7 @@ def build_staff(rng: random.Random, county: County, *, as_of: date, password: st
 
     def person(org, dept, title, role, years: tuple[int, int], *, sex: str | None = None) -> _StaffPlan:
         practising = rng.randint(*years)
-        started = date(as_of.year - practising, rng.choice([7, 8, 9]), 1)
+        started = date(as_of.year - 1 - practising, rng.choice([7, 8, 9]), 1)  # graduates start in summer
         birth_year = started.year - rng.randint(23, 27)
         sex = sex or ("F" if "nurse" in title or rng.random() < 0.45 else "M")
         plan = _StaffPlan(

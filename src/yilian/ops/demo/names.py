@@ -228,7 +228,7 @@ def full_name(rng: random.Random, sex: str, birth_year: int, family: str | None 
 
 
 # Villages: 王家庄 于家夼 孙家泊 姜格庄; 前石河 东河头; 凤凰山 杏花.
-_VILLAGE_SUFFIX = ["家庄", "家村", "家疃", "家沟", "家夼", "家泊", "格庄", "家岭", "家洼", "家埠"]
+_VILLAGE_SUFFIX = ["家庄", "家寨", "家疃", "家沟", "家夼", "家泊", "格庄", "家岭", "家洼", "家埠"]
 _DIRECTIONS = "东西南北前后上下大小"
 _BASES = [
     "庄",
