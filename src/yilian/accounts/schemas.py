@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from ninja import Field, Schema
+from pydantic import AfterValidator
+
+
+def _no_nul(value: str) -> str:
+    """PostgreSQL text cannot hold NUL; refusing it here keeps it a 422, not a 500."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 class StaffLogin(Schema):
-    username: str = Field(..., min_length=1, max_length=150)
-    password: str = Field(..., min_length=1, max_length=128)
+    username: Text = Field(..., min_length=1, max_length=150)
+    password: Text = Field(..., min_length=1, max_length=128)
 
 
 class CodeRequest(Schema):
-    phone: str = Field(..., min_length=1, max_length=20, description="中国大陆手机号，11 位")
+    phone: Text = Field(..., min_length=1, max_length=20, description="中国大陆手机号，11 位")
 
 
 class CodeSent(Schema):
@@ -23,8 +35,8 @@ class CodeSent(Schema):
 
 
 class CodeVerify(Schema):
-    phone: str = Field(..., min_length=1, max_length=20)
-    code: str = Field(..., min_length=1, max_length=10)
+    phone: Text = Field(..., min_length=1, max_length=20)
+    code: Text = Field(..., min_length=1, max_length=10)
 
 
 class RoleRead(Schema):
@@ -44,8 +56,8 @@ class MeRead(Schema):
 
 
 class ApiKeyCreate(Schema):
-    organisation_code: str = Field(..., min_length=1, max_length=32)
-    name: str = Field(..., min_length=1, max_length=80)
+    organisation_code: Text = Field(..., min_length=1, max_length=32)
+    name: Text = Field(..., min_length=1, max_length=80)
 
 
 class ApiKeyRead(Schema):

@@ -75,7 +75,9 @@ def sign_in_staff(*, username: str, password: str) -> User:
     username = (username or "").strip()[:150]
     password = password or ""
     now = timezone.now()
-    user = User.objects.filter(username=username).first() if username else None
+    # NUL cannot be in any username (and PostgreSQL refuses it in a query): just a failed sign-in.
+    user = User.objects.filter(username=username).first() if username and "\x00" not in username else None
+    username = username.replace("\x00", "\ufffd")  # safe for the audit row's JSON
     if user is None or user.kind != User.Kind.STAFF or not user.is_active:
         User().set_password(password)  # same cost as a real check (Django's ModelBackend does this)
         with transaction.atomic():
@@ -396,6 +398,8 @@ def create_api_key(*, actor: Actor, organisation, name: str) -> tuple[ApiKey, st
     """
     _require_scope(actor, organisation.path)
     name = (name or "").strip()
+    if "\x00" in name:
+        raise InvalidInput(_("密钥名称含有无效字符。"), field="name")
     if not name:
         raise InvalidInput(_("请填写密钥名称（如对接系统的名称）。"), field="name")
     prefix = secrets.token_hex(4)

@@ -224,6 +224,8 @@ def security_key_create(request):
         "organisation": request.POST.get("organisation", "")[:32],
     }
     try:
+        if "\x00" in form["organisation"]:
+            raise InvalidInput(_("请选择所属机构。"), field="organisation")
         org = community_selectors.organisation_by_code(form["organisation"], field="organisation")
         key, full = account_services.create_api_key(actor=request.actor, organisation=org, name=form["name"])
     except DomainError as exc:
