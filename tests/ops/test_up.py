@@ -8,11 +8,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
+
+from yilian.ops.demo.county import DEMO_PATIENT_PHONE
 
 
 def _children(pid: int) -> list[int]:
@@ -69,6 +73,7 @@ def test_up_builds_the_demo_serves_pages_and_static_files_and_stops_its_worker(t
             pid for pid in _children(proc.pid) if "db_worker" in Path(f"/proc/{pid}/cmdline").read_text()
         ]
         assert len(workers) == 1
+        _demo_patient_signs_in_with_the_code_printed_on_the_console(base, proc, output)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         time.sleep(0.5)
@@ -77,6 +82,47 @@ def test_up_builds_the_demo_serves_pages_and_static_files_and_stops_its_worker(t
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _demo_patient_signs_in_with_the_code_printed_on_the_console(base: str, proc, output: list[str]) -> None:
+    """The demo mode's SMS sender: the worker prints the sign-in code on ``yilian up``'s console."""
+    threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True).start()
+    with httpx.Client(base_url=base, timeout=10) as client:
+        client.get("/accounts/patient/login/").raise_for_status()
+        form = {"phone": DEMO_PATIENT_PHONE, "csrfmiddlewaretoken": client.cookies["csrftoken"]}
+        client.post("/accounts/patient/login/code/", data=form).raise_for_status()
+        code = None
+        deadline = time.monotonic() + 60
+        while code is None and time.monotonic() < deadline:
+            printed = "".join(output)
+            match = re.search(r"\[演示短信 demo SMS\] 138\*\*\*\*0001: .*?(\d{6})", printed)
+            code = match.group(1) if match else None
+            time.sleep(0.2)
+        assert code, "".join(output)
+        assert DEMO_PATIENT_PHONE not in "".join(output).split("Listening on")[-1], "phones stay masked"
+        verified = client.post("/accounts/patient/login/verify/", data={**form, "code": code})
+        assert verified.status_code in (200, 302)
+        family = client.get("/h5/family/")
+        assert family.status_code == 200 and "/accounts/patient/login/" not in str(family.url)
+
+
+def test_demo_sms_sender_prints_the_message_with_the_phone_masked(capsys):
+    from yilian.ops.demo.sms import DemoSmsSender
+
+    DemoSmsSender().send("13800000001", "【医联】您的登录验证码是 123456")
+    printed = capsys.readouterr().out
+    assert "123456" in printed and "138****0001" in printed and "13800000001" not in printed
+
+
+def test_worker_gets_the_demo_sms_sender_only_for_a_demo_without_a_gateway(monkeypatch):
+    from yilian.ops.demo.sms import PATH
+    from yilian.ops.management.commands.up import worker_environment
+
+    monkeypatch.delenv("YILIAN_SMS_SENDER", raising=False)
+    assert worker_environment(demo=True)["YILIAN_SMS_SENDER"] == PATH
+    assert "YILIAN_SMS_SENDER" not in worker_environment(demo=False)
+    monkeypatch.setenv("YILIAN_SMS_SENDER", "hospital.sms.Gateway")
+    assert worker_environment(demo=True)["YILIAN_SMS_SENDER"] == "hospital.sms.Gateway"
 
 
 def test_up_refuses_a_port_in_use_before_touching_the_database():

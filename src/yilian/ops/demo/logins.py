@@ -52,6 +52,6 @@ def logins_table(password: str | None = DEMO_PASSWORD) -> str:
         lines.append(f"  Password for every demo sign-in 统一演示密码: {password}")
     lines.append(
         f"  Patient phone sign-in 患者手机号登录 (/accounts/patient/login/): {DEMO_PATIENT_PHONE} — a family of 3; "
-        "the SMS code is printed in the server log (console sender)."
+        "`yilian up` prints the SMS code on its console (demo mode)."
     )
     return "\n".join(lines) + "\n"

@@ -3,7 +3,9 @@
 1. migrate the database (SQLite under ``var/`` unless ``DATABASE_URL`` says otherwise);
 2. on an empty database (no organisations), build the demo county with
    ``YILIAN_DEMO_PATIENTS`` patients (default 2000; ``--no-demo`` skips it);
-3. start the task worker (``yilian db_worker``) as a child process, restarted if it dies;
+3. start the task worker (``yilian db_worker``) as a child process, restarted if it dies; on a
+   demo database without an SMS gateway configured, its SMS (sign-in codes) are printed on
+   this console (``ops.demo.sms``);
 4. collect the static files and serve the site with waitress (a production WSGI server,
    8 threads), static files through WhiteNoise, on ``127.0.0.1:8000`` (``--host/--port`` or ``YILIAN_HOST/YILIAN_PORT``);
 5. on Ctrl-C or SIGTERM, stop serving and stop the worker.
@@ -22,7 +24,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from yilian.common.env import env_int, env_str
+from yilian.common.models import AuditEvent
 from yilian.community.models import Organisation
+from yilian.ops.demo import sms as demo_sms
 from yilian.ops.demo.county import DEMO_PASSWORD
 from yilian.ops.demo.logins import logins_table
 
@@ -32,15 +36,16 @@ WORKER_RESTART_DELAY_S = 5
 class Worker:
     """The ``db_worker`` child process; restarted (after a pause) if it exits on its own."""
 
-    def __init__(self, out) -> None:
+    def __init__(self, out, env: dict[str, str]) -> None:
         self.out = out
+        self.env = env
         self.proc: subprocess.Popen | None = None
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="yilian-worker-watch", daemon=True)
 
     def _spawn(self) -> subprocess.Popen:
         command = [sys.executable, "-m", "yilian", "db_worker", "--queue-name", "*", "--no-reload"]
-        return subprocess.Popen(command, env=os.environ.copy())
+        return subprocess.Popen(command, env=self.env)
 
     def start(self) -> None:
         self.proc = self._spawn()
@@ -70,6 +75,14 @@ class Worker:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def worker_environment(*, demo: bool) -> dict[str, str]:
+    """The worker's environment: ours, plus the demo SMS sender for a demo without a gateway."""
+    env = os.environ.copy()
+    if demo and not env.get("YILIAN_SMS_SENDER"):
+        env["YILIAN_SMS_SENDER"] = demo_sms.PATH
+    return env
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -137,7 +150,9 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
         actual_port = server.effective_port
-        worker = None if options["no_worker"] else Worker(self.stdout)
+        demo = AuditEvent.objects.filter(action="demo.generate").exists()
+        env = worker_environment(demo=demo)
+        worker = None if options["no_worker"] else Worker(self.stdout, env)
 
         def on_signal(signum, frame):
             raise KeyboardInterrupt
@@ -147,6 +162,8 @@ class Command(BaseCommand):
             if worker:
                 worker.start()
             self._banner(host, actual_port, worker is not None)
+            if worker and env.get("YILIAN_SMS_SENDER") == demo_sms.PATH:
+                self.stdout.write("Demo mode: SMS messages (sign-in codes) are printed here, not sent.")
             server.run()
         except KeyboardInterrupt:
             self.stdout.write("\nStopping…")
