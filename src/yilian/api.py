@@ -12,10 +12,11 @@ from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.operation import PathView
 
 from yilian.accounts.api import ApiAuth
 from yilian.accounts.api import router as accounts_router
-from yilian.common import audit
+from yilian.common import access, audit
 from yilian.common.api import router as audit_router
 from yilian.common.errors import DomainError
 from yilian.community.api import router as community_router
@@ -26,12 +27,43 @@ from yilian.patients.card_api import router as cards_router
 from yilian.queueing.api import router as queueing_router
 from yilian.scheduling.api import router as scheduling_router
 
+
+class GuardedAuth(ApiAuth):
+    """Authenticate, then apply the operation's declared permission *before* ninja parses the body.
+
+    ``@requires`` on the handler runs only after parameter validation, so without this a caller
+    lacking the permission would learn about validation (422) before being refused (403).
+    The handler's own guard still runs: this is an earlier, not a second, decision.
+    """
+
+    def __call__(self, request):
+        actor = super().__call__(request)
+        if actor is None:
+            return None
+        permission = _declared_permission(request)
+        if permission is not None:
+            access.check(actor, permission)
+        return actor
+
+
+def _declared_permission(request) -> str | None:
+    match = getattr(request, "resolver_match", None)
+    view = getattr(match, "func", None)
+    for cell in getattr(view, "__closure__", None) or ():
+        path_view = cell.cell_contents
+        if isinstance(path_view, PathView):
+            for operation in path_view.operations:
+                if request.method in operation.methods:
+                    return getattr(operation.view_func, "yilian_permission", None)
+    return None
+
+
 api = NinjaAPI(
     title="Yilian API",
     version="1",
     description="医联 — county medical community services. Session cookie (pages) or X-API-Key (systems).",
     urls_namespace="api-v1",
-    auth=ApiAuth(),
+    auth=GuardedAuth(),
 )
 
 

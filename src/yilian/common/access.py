@@ -4,7 +4,8 @@
 function, which the role × endpoint matrix test (tests/test_permission_matrix.py) reads to check
 that every endpoint that exists is guarded and behaves as the policy says for every role.
 Special values: ``PUBLIC`` (sign-in pages), ``PATIENT`` (a signed-in patient account),
-``STAFF`` (any signed-in staff member; data inside is still scoped by the selectors).
+``STAFF`` (any signed-in staff member; data inside is still scoped by the selectors),
+``AUTHENTICATED`` (anyone signed in).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from yilian.common.policy import Actor
 PUBLIC = "public"
 PATIENT = "patient"
 STAFF = "staff"
+AUTHENTICATED = "authenticated"  # anyone signed in: staff, patient account or API key
 
 
 def check(actor: Actor, permission: str) -> None:
@@ -26,6 +28,8 @@ def check(actor: Actor, permission: str) -> None:
         return
     if not actor.is_authenticated:
         raise NotAuthenticated()
+    if permission == AUTHENTICATED:
+        return
     if permission == PATIENT:
         if actor.kind != "patient":
             raise PermissionDenied()
