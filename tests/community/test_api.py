@@ -212,3 +212,12 @@ def test_staff_list_query_count_does_not_grow_with_staff(
         client.get(f"{API}/staff")
     assert len(many) == len(few)
     assert Staff.objects.count() == 4
+
+
+def test_the_schemas_render_in_the_openapi_document(db, client):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert "/api/v1/community/organisations" in paths
+    schemas = response.json()["components"]["schemas"]
+    assert schemas["OrganisationCreate"]["properties"]["name"]["maxLength"] == 100

@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from tests import factories as f
 from yilian.common import policy
+from yilian.common.models import AuditEvent
 from yilian.community.models import Department, Organisation, RoleAssignment
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -150,3 +151,39 @@ def test_patient_accounts_and_anonymous_are_kept_out(community, client):
     account = f.make_patient_account()
     client.force_login(account.user)
     assert client.get(reverse("community:org-tree")).status_code == 403
+
+
+def test_sysadmin_edits_contact_and_suspends_an_organisation(community, staff_of, login):
+    client = login(staff_of(policy.SYSADMIN))
+    url = reverse("community:org-update", args=["VC0101"])
+    org = community.village
+    data = {
+        "name": org.name,
+        "province": org.province,
+        "city": org.city,
+        "county": org.county,
+        "township": org.township,
+        "phone": "0535-3388123",
+        "status": "suspended",
+        "reason": "村室翻修",
+        "division_code": "12",
+    }
+    response = client.post(url, data, **HX)
+    assert response.status_code == 200
+    assert "行政区划代码" in response.content.decode() and "field-error" in response.content.decode()
+    data["division_code"] = ""
+    response = client.post(url, data, **HX)
+    assert response.status_code == 204
+    org.refresh_from_db()
+    assert (org.phone, org.status) == ("0535-3388123", "suspended")
+    assert AuditEvent.objects.filter(action="community.organisation.status", reason="村室翻修").exists()
+    html = client.get(reverse("community:org-tree")).content.decode()
+    assert "暂停" in client.get(reverse("community:org-children", args=["TS01"])).content.decode()
+    assert "海阳县人民医院" in html
+
+
+def test_doctor_cannot_post_the_edit_form(community, staff_of, login):
+    response = login(staff_of(policy.DOCTOR)).post(
+        reverse("community:org-update", args=["VC0101"]), {"name": "x"}
+    )
+    assert response.status_code == 403

@@ -74,3 +74,26 @@ class RoleForm(forms.Form):
         label=_("角色"), choices=[(r, policy.ROLE_LABELS[r]) for r in policy.STAFF_ROLES]
     )
     organisation_code = forms.CharField(label=_("所在机构编码"), max_length=32)
+
+
+class OrganisationEditForm(forms.Form):
+    """Descriptive fields and status; kind, code and position are fixed at creation."""
+
+    name = forms.CharField(label=_("机构名称"), max_length=100)
+    province = forms.CharField(label=_("省"), max_length=30)
+    city = forms.CharField(label=_("市"), max_length=30)
+    county = forms.CharField(label=_("县（区）"), max_length=30)
+    township = forms.CharField(label=_("乡镇（街道）"), max_length=30, required=False)
+    village = forms.CharField(label=_("村（社区）"), max_length=30, required=False)
+    address_detail = forms.CharField(label=_("详细地址"), max_length=120, required=False)
+    division_code = forms.CharField(label=_("行政区划代码"), max_length=12, required=False)
+    phone = forms.CharField(label=_("联系电话"), max_length=20, required=False)
+    status = forms.ChoiceField(label=_("状态"), choices=Organisation.Status.choices)
+    reason = forms.CharField(
+        label=_("变更原因"), max_length=200, required=False, help_text=_("变更状态时请填写，记入审计日志")
+    )
+
+    @classmethod
+    def for_organisation(cls, org: Organisation, data=None):
+        initial = {field: getattr(org, field) for field in cls.base_fields if field != "reason"}
+        return cls(data, initial=initial)

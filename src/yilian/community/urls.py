@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.org_tree, name="org-tree"),
     path("orgs/<str:code>/", views.org_detail, name="org-detail"),
     path("orgs/<str:code>/children/", views.org_children, name="org-children"),
+    path("orgs/<str:code>/edit/", views.org_update, name="org-update"),
     path("orgs/<str:code>/children/new/", views.org_create, name="org-create"),
     path("orgs/<str:code>/departments/new/", views.department_create, name="department-create"),
     path("orgs/<str:code>/staff/new/", views.staff_create, name="staff-create"),

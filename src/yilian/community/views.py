@@ -19,7 +19,13 @@ from yilian.common import policy
 from yilian.common.access import requires
 from yilian.common.errors import DomainError
 from yilian.community import selectors, services
-from yilian.community.forms import DepartmentForm, OrganisationForm, RoleForm, StaffForm
+from yilian.community.forms import (
+    DepartmentForm,
+    OrganisationEditForm,
+    OrganisationForm,
+    RoleForm,
+    StaffForm,
+)
 from yilian.community.models import Organisation, Staff
 
 KIND_CSS = {
@@ -112,6 +118,7 @@ def _detail_context(request, org: Organisation, **forms) -> dict:
         context["org_form"] = forms.get("org_form") or OrganisationForm(parent=org)
     if can_add_child:
         context["dept_form"] = forms.get("dept_form") or DepartmentForm()
+        context["edit_form"] = forms.get("edit_form") or OrganisationEditForm.for_organisation(org)
     if caps["can_manage_staff"] and policy.covers(actor, policy.STAFF_MANAGE, org.path):
         context["staff_form"] = forms.get("staff_form") or StaffForm(departments=departments)
     if caps["can_manage_roles"] and policy.covers(actor, policy.SECURITY_MANAGE, org.path):
@@ -158,6 +165,27 @@ def org_create(request, code: str):
 
     return _form_post(
         request, code, "org_form", lambda org: OrganisationForm(request.POST, parent=org), save, "org-form"
+    )
+
+
+@requires(policy.ORG_MANAGE)
+@require_POST
+def org_update(request, code: str):
+    """Edit an organisation's descriptive fields and status (system administrator)."""
+
+    def save(org, data):
+        status, reason = data.pop("status"), data.pop("reason")
+        org = services.update_organisation(actor=request.actor, code=org.code, **data)
+        services.set_organisation_status(actor=request.actor, code=org.code, status=status, reason=reason)
+        return _("已保存机构信息：%(name)s") % {"name": org.name}
+
+    return _form_post(
+        request,
+        code,
+        "edit_form",
+        lambda org: OrganisationEditForm.for_organisation(org, request.POST),
+        save,
+        "edit-form",
     )
 
 
