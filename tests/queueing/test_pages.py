@@ -83,3 +83,16 @@ def test_patient_ticket_page_shows_ahead_and_only_own(today_clinic, client):
     page = client.get(reverse("queueing:ticket", args=[entry.pk])).content.decode()
     assert "前面还有<b>1</b>人" in page and "预计等待 8 分钟" in page
     assert client.get(reverse("queueing:ticket", args=[other_entry.pk])).status_code == 404
+
+
+def test_patient_signs_in_on_the_phone_and_lands_on_the_ticket(today_clinic, client):
+    booker, appointment = today_clinic.book(name="张三丰")
+    _other, other_appointment = today_clinic.book(name="李四")
+    client.force_login(booker.account.user)
+    page = client.get(reverse("queueing:my-tickets")).content.decode()
+    assert "我已到院，签到" in page and "李四" not in page
+    response = client.post(reverse("queueing:phone-sign-in", args=[appointment.pk]))
+    entry = QueueEntry.objects.get(appointment=appointment)
+    assert response.status_code == 302 and response["Location"] == reverse("queueing:ticket", args=[entry.pk])
+    assert client.post(reverse("queueing:phone-sign-in", args=[other_appointment.pk])).status_code == 404
+    assert not QueueEntry.objects.filter(appointment=other_appointment).exists()

@@ -223,3 +223,21 @@ def desk_rows(actor: Actor) -> list[DeskRow]:
 def access_queue_fresh(queue_id: int) -> Queue:
     """Re-read a queue the caller was already allowed to act on (after a service changed it)."""
     return Queue.objects.select_related("session__department", "session__doctor", "room").get(pk=queue_id)
+
+
+def appointments_to_sign_in(actor: Actor, day: date | None = None) -> list:
+    """Today's booked appointments of the account's patients that have no live ticket yet (the
+    phone sign-in list)."""
+    from yilian.scheduling import rules as scheduling_rules
+    from yilian.scheduling import selectors as scheduling_selectors
+
+    day = day or timezone.localdate()
+    live = QueueEntry.objects.exclude(state__in=[rules.VOIDED, rules.LEFT]).filter(
+        appointment_id__isnull=False
+    )
+    return list(
+        scheduling_selectors.appointments_visible_to(actor)
+        .filter(service_date=day, status=scheduling_rules.BOOKED, session__status="open")
+        .exclude(pk__in=live.values("appointment_id"))
+        .order_by("slot__starts_at", "id")
+    )

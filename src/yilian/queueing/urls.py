@@ -21,4 +21,5 @@ urlpatterns = [
     path("display/<str:token>/board.json", views.display_board, name="display-board"),
     path("ticket/", views.my_tickets, name="my-tickets"),
     path("ticket/<int:entry_id>/", views.ticket, name="ticket"),
+    path("ticket/sign-in/<int:appointment_id>/", views.phone_sign_in, name="phone-sign-in"),
 ]

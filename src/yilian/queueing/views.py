@@ -373,7 +373,29 @@ def ticket(request, entry_id: int):
 
 @requires(PATIENT)
 def my_tickets(request):
-    """Today's tickets of the patients this account manages."""
+    """Today's tickets of the patients this account manages, and the appointments they can still
+    sign in to from the phone (Q-1; the window is checked by the service)."""
     return render(
-        request, "queueing/my_tickets.html", {"tickets": selectors.tickets_of_patient_account(request.actor)}
+        request,
+        "queueing/my_tickets.html",
+        {
+            "tickets": selectors.tickets_of_patient_account(request.actor),
+            "to_sign_in": selectors.appointments_to_sign_in(request.actor),
+        },
     )
+
+
+@require_POST
+@requires(PATIENT)
+def phone_sign_in(request, appointment_id: int):
+    """签到 on the phone at the clinic (Q-1). [DECISION] The geofence of access.md §3 is not
+    enforced here (a browser's position can be forged); the sign-in window is."""
+    try:
+        ticket = services.check_in(actor=request.actor, appointment_id=appointment_id)
+    except DomainError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        messages.error(request, str(exc.message))
+        return redirect("queueing:my-tickets")
+    messages.success(request, _ticket_message(ticket))
+    return redirect("queueing:ticket", entry_id=ticket.entry.pk)
