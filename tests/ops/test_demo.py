@@ -176,6 +176,16 @@ def test_non_empty_database_is_refused_without_force(community):
     assert Patient.objects.count() == 60
 
 
+def test_force_keeps_reference_data_seeded_by_migrations():
+    from yilian.notifications.models import MessageTemplate
+
+    templates = sorted(MessageTemplate.objects.values_list("pk", flat=True))
+    assert templates, "the migrations seed default message templates"
+    demo()
+    demo(force=True)
+    assert sorted(MessageTemplate.objects.values_list("pk", flat=True)) == templates
+
+
 def test_force_refuses_when_the_audit_log_names_users(community, staff_of):
     from yilian.accounts.selectors import actor_for_user
     from yilian.common import audit

@@ -38,19 +38,9 @@ from yilian.patients.models import FamilyLink, HealthCard, Patient
 AS_OF = date(2026, 1, 1)  # ages are counted from here, so a seed means the same people every day
 BATCH = 2000
 # Tables the demo may clear with --force: everything the project writes, except the audit log.
-_CLEARABLE_APPS = {
-    "accounts",
-    "community",
-    "patients",
-    "notifications",
-    "scheduling",
-    "ops",
-    "sessions",
-    "admin",
-    "django_tasks_database",
-    "django_tasks_db",
-    "common",
-}
+# Transient tables emptied with --force besides the people and organisations: sign-in sessions
+# and queued background tasks (their arguments name rows that are about to go).
+_TRANSIENT_APPS = {"sessions", "django_tasks_database"}
 
 
 class DatabaseNotEmpty(RuntimeError):
@@ -74,8 +64,41 @@ def database_is_empty() -> bool:
     return not (Organisation.objects.exists() or User.objects.exists() or Patient.objects.exists())
 
 
+def _rows_to_clear() -> list[tuple[type, list[str]]]:
+    """Models whose rows depend on users or organisations, with the columns that say so.
+
+    Users and organisations go entirely; so does every row that points at a row that goes
+    (followed through the foreign-key graph). Reference data seeded by migrations (message
+    templates, catalogues) points at neither and stays. ``[]`` columns means every row.
+    """
+    models = [
+        m
+        for m in apps.get_models(include_auto_created=True)
+        if m is not AuditEvent and m._meta.managed and not m._meta.proxy
+    ]
+    doomed: dict[type, list[str]] = {User: [], Organisation: []}
+    for m in models:
+        if m._meta.app_config.label in _TRANSIENT_APPS:
+            doomed[m] = []
+    changed = True
+    while changed:
+        changed = False
+        for m in models:
+            if m in doomed and not doomed[m]:
+                continue
+            columns = [
+                f.column
+                for f in m._meta.concrete_fields
+                if (f.many_to_one or f.one_to_one) and f.remote_field.model in doomed
+            ]
+            if columns and doomed.get(m) != columns:
+                doomed[m] = columns
+                changed = True
+    return list(doomed.items())
+
+
 def clear_database() -> None:
-    """Delete every row the product wrote, except the append-only audit log.
+    """Delete the people and organisations (and all that hangs on them); keep the audit log.
 
     The audit log refuses deletion by design; when it names a user, that user cannot go either,
     so the caller is told to start from a fresh database instead.
@@ -85,21 +108,16 @@ def clear_database() -> None:
             "the audit log names existing users and is append-only, so this database cannot be emptied; "
             "start from a fresh one (remove var/yilian.sqlite3, or create a new PostgreSQL database)"
         )
-    models = [
-        m
-        for m in apps.get_models(include_auto_created=True)
-        if m._meta.app_label in _CLEARABLE_APPS
-        and m is not AuditEvent
-        and m._meta.managed
-        and not m._meta.proxy
-    ]
+    quote = connection.ops.quote_name
     with transaction.atomic(), connection.cursor() as cursor:
-        # Foreign keys are deferred to commit (Django creates them DEFERRABLE INITIALLY DEFERRED),
+        # Foreign keys are checked at commit (Django creates them DEFERRABLE INITIALLY DEFERRED),
         # so the order of the deletes does not matter.
         if connection.vendor == "postgresql":
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-        for model in models:
-            cursor.execute(f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)}")  # noqa: S608
+        for model, columns in _rows_to_clear():
+            where = " OR ".join(f"{quote(c)} IS NOT NULL" for c in columns)
+            sql = f"DELETE FROM {quote(model._meta.db_table)}" + (f" WHERE {where}" if where else "")  # noqa: S608
+            cursor.execute(sql)
 
 
 def _chunks(items: Iterable[Household], size: int):

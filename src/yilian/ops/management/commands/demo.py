@@ -3,7 +3,8 @@
 One county hospital, 15 township health centres, village clinics (400 by default), staff of every
 role, fixed demo sign-ins, and N patients in households with patient accounts and e-health cards.
 The same seed always builds the same county. A database that already holds data is refused
-unless ``--force``, which deletes it first (the append-only audit log excepted).
+unless ``--force``, which first deletes the users and organisations and every row that hangs on
+them (patients, cards, appointments …), keeping reference data and the append-only audit log.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ class Command(BaseCommand):
             "--villages", type=_positive, default=400, help="village clinics (default 400; fewer for tests)"
         )
         parser.add_argument(
-            "--force", action="store_true", help="delete the data already in the database first"
+            "--force",
+            action="store_true",
+            help="first delete the users, organisations and all that hangs on them (audit log kept)",
         )
         parser.add_argument(
             "--password",
