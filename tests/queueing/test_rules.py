@@ -280,3 +280,10 @@ def test_estimated_wait_uses_default_until_there_is_data():
 def test_transitions_forbid_calling_a_voided_ticket():
     assert not rules.can_transition(rules.VOIDED, rules.WAITING)
     assert rules.can_transition(rules.MISSED, rules.WAITING)
+
+
+def test_after_miss_three_a_waiter_who_was_called_and_came_back_no_longer_holds_the_patient():
+    target = Entry(id=100, seq=2, lane=RECALL, misses=3, calls_at_sign_in=4, wait_for=frozenset({5}))
+    back_again = Entry(id=5, seq=5, lane=RECALL, misses=1, calls_at_sign_in=6)  # called at 5, missed, back
+    order = rules.call_order([target, back_again, normal(7), normal(8), normal(9)], QueueState(calls=7))
+    assert seqs(order)[:2] == [2, 7]

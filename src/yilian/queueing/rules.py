@@ -256,7 +256,14 @@ def _recall_eligible(entry: Entry, sim: _Sim, params: QueueParameters) -> bool:
     waiting then must have been called or have left."""
     if sim.state.calls - entry.calls_at_sign_in < params.missed_gap:
         return False
-    return not any(other in sim.waiting for other in entry.wait_for)
+    # Someone who was waiting then and has since been called, missed and re-signed in has "been
+    # called": they joined again later (a larger ``calls_at_sign_in``) and no longer hold the
+    # patient back.
+    for other_id in entry.wait_for:
+        other = sim.waiting.get(other_id)
+        if other is not None and other.calls_at_sign_in <= entry.calls_at_sign_in:
+            return False
+    return True
 
 
 def _pick(sim: _Sim, params: QueueParameters) -> Entry | None:
