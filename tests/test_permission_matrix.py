@@ -37,7 +37,6 @@ from yilian.community.models import Department, RoleAssignment, Staff
 
 SKIPPED_PREFIXES = ("admin/", "i18n/", "static", "api/v1/")  # api/v1/: enumerated through ninja below
 API_PREFIX = "/api/v1"
-AUTHENTICATED = getattr(access, "AUTHENTICATED", "authenticated")  # see the note in ``expected_allowed``
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ def test_endpoint_declares_a_permission(endpoint):
     """Every page and API operation is wrapped in ``common.access.requires`` (or an equivalent
     guard that sets ``yilian_permission``)."""
     assert endpoint.permission is not None, f"{endpoint} has no @requires(...)"
-    known = {access.PUBLIC, access.PATIENT, access.STAFF, AUTHENTICATED} | {
+    known = {access.PUBLIC, access.PATIENT, access.STAFF, access.AUTHENTICATED} | {
         p for perms in policy.ROLE_PERMISSIONS.values() for p in perms
     }
     assert endpoint.permission in known, f"{endpoint} declares unknown permission {endpoint.permission!r}"
@@ -239,11 +238,7 @@ def concrete_url(endpoint: Endpoint, world: World) -> str:
 
 
 def expected_allowed(actor, permission: str) -> bool:
-    """What ``common.access.check`` says. ``"authenticated"`` (any signed-in caller, declared by
-    ``accounts.api.signed_in`` and ``scheduling.api.signed_in``) is not yet a value of
-    ``common.access``; it means exactly ``actor.is_authenticated``."""
-    if permission == AUTHENTICATED and not hasattr(access, "AUTHENTICATED"):
-        return actor.is_authenticated
+    """What ``common.access.check`` says."""
     try:
         access.check(actor, permission)
     except DomainError:
@@ -298,11 +293,6 @@ def test_role_endpoint_matrix(world, db, shared_client, persona, endpoint):
             assert not _is_sign_in_redirect(response), f"{where}: allowed, but sent to sign in"
         return
     if endpoint.kind == "api":
-        if status == 422 and actor.is_authenticated:
-            pytest.xfail(
-                "ninja validates parameters before the view's @requires runs, so a signed-in caller "
-                "without the permission sees 422 before 403 (fix proposed for common.access / api.py)"
-            )
         assert status in (401, 403), f"{where}: denied, but answered {status}"
     else:
         assert status in (401, 403) or _is_sign_in_redirect(response), (
