@@ -160,9 +160,17 @@ def display_by_token(token: str) -> Display:
     return display
 
 
+SCREEN_GRACE_MINUTES = 30  # an ended session stays on the screen this long [DECISION]
+
+
 def display_queues(display: Display, day: date | None = None) -> list[Queue]:
+    """The queues a screen shows: today's queues of its room or zone whose session has not ended
+    more than SCREEN_GRACE_MINUTES ago (the morning's queues leave the afternoon screen)."""
+    from datetime import timedelta
+
     day = day or timezone.localdate()
-    base = Queue.objects.filter(session__service_date=day).select_related(
+    since = timezone.now() - timedelta(minutes=SCREEN_GRACE_MINUTES)
+    base = Queue.objects.filter(session__service_date=day, session__ends_at__gt=since).select_related(
         "session__department", "session__doctor", "room"
     )
     if display.kind == Display.Kind.ROOM:
