@@ -15,7 +15,9 @@ What it does, all in a temporary directory that is removed afterwards:
 5. sends ``--queries`` look-ups of each kind, one at a time, to ``GET /api/v1/patients/?q=…``
    with ``X-API-Key`` and reports the median and 99th-percentile latency, how many found
    something, and the web server's own CPU time per request (which, unlike latency, does not
-   grow with the load other programs put on the machine).
+   grow with the load other programs put on the machine);
+6. then ``--clients`` clients at once (default 8, as many as waitress has threads) for
+   ``--seconds``, each cycling through all four kinds: throughput and latency under concurrency.
 
 Queries are taken from real demo patients (seeded): a 2-character name prefix (王秀), the full
 pinyin initials of a name (wxy), a full resident ID number, a full mobile number.
@@ -204,13 +206,62 @@ def run(args: argparse.Namespace, database_url: str | None, workdir: Path) -> di
                     "found": found,
                     "mean_rows": total / n if n else 0,
                 }
+        mixed = concurrent(base, setup, args.clients, args.seconds) if args.clients else None
     finally:
         server.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(15)
         if server.poll() is None:
             server.kill()
-    return {"database": database, "demo_s": demo_s, "demo_cpu_s": demo_cpu_s, "results": results}
+    return {
+        "database": database,
+        "demo_s": demo_s,
+        "demo_cpu_s": demo_cpu_s,
+        "results": results,
+        "mixed": mixed,
+    }
+
+
+def concurrent(base: str, setup: dict, clients: int, seconds: float) -> dict:
+    """``clients`` clients at once, each cycling through all four kinds, for ``seconds``."""
+    queries = [q for kind in KINDS for q in setup["queries"][kind]]
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def client_loop(index: int) -> None:
+        nonlocal errors
+        mine = queries[index::clients] or queries
+        done: list[float] = []
+        failed = 0
+        with httpx.Client(headers={"X-API-Key": setup["key"]}, timeout=30) as client:
+            i = 0
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                response = client.get(base, params={"q": mine[i % len(mine)]})
+                done.append((time.perf_counter() - t0) * 1000)
+                failed += response.status_code != 200
+                i += 1
+        with lock:
+            latencies.extend(done)
+            errors += failed
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed,
+        "p50": statistics.median(latencies) if latencies else 0.0,
+        "p99": percentile(latencies, 0.99) if latencies else 0.0,
+    }
 
 
 def main() -> int:
@@ -218,6 +269,10 @@ def main() -> int:
     parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300, help="look-ups of each kind (default 300)")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--clients", type=int, default=8, help="concurrent clients of the mixed phase (0 skips it; default 8)"
+    )
+    parser.add_argument("--seconds", type=float, default=20, help="length of the mixed phase (default 20 s)")
     parser.add_argument(
         "--sqlite", action="store_true", help="bench the embedded SQLite instead of PostgreSQL"
     )
@@ -265,6 +320,22 @@ def main() -> int:
         line[f"{kind}_found"] = results[kind]["found"]
         line[f"{kind}_n"] = results[kind]["n"]
         line[f"{kind}_server_cpu_ms"] = round(results[kind]["server_cpu_ms"], 2)
+    mixed = figures["mixed"]
+    if mixed:
+        print(
+            f"mixed, {mixed['clients']} concurrent clients: {mixed['requests']} requests, "
+            f"{mixed['rps']:.1f} per second, median {mixed['p50']:.1f} ms, p99 {mixed['p99']:.1f} ms, "
+            f"{mixed['errors']} errors"
+        )
+        line.update(
+            {
+                "mixed_clients": mixed["clients"],
+                "mixed_rps": round(mixed["rps"], 1),
+                "mixed_p50_ms": round(mixed["p50"], 2),
+                "mixed_p99_ms": round(mixed["p99"], 2),
+                "mixed_errors": mixed["errors"],
+            }
+        )
     print(json.dumps(line, ensure_ascii=False))
     return 0
 
