@@ -367,3 +367,13 @@ def test_nurse_adds_a_room(clinic):
     with pytest.raises(Exception) as exc:
         services.create_room(actor=clinic.nurse_actor, department_id=clinic.department.pk, name="5诊室")
     assert exc.value.code == "INVALID_INPUT"
+
+
+def test_ended_session_leaves_the_screen_after_thirty_minutes(clinic, monkeypatch):
+    display, _token = services.create_display(
+        actor=clinic.nurse_actor, name="区屏", zone="二楼候诊区", organisation_id=clinic.org.pk
+    )
+    monkeypatch.setattr(selectors.timezone, "now", lambda: at(12, 29))
+    assert [q.pk for q in selectors.display_queues(display, DAY)] == [queue_of(clinic).pk]
+    monkeypatch.setattr(selectors.timezone, "now", lambda: at(12, 31))
+    assert selectors.display_queues(display, DAY) == []
