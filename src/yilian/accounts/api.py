@@ -8,8 +8,6 @@ No ``from __future__ import annotations`` here: ninja reads the schema annotatio
 ``@requires`` wrapper, whose module globals do not hold ``schemas``.
 """
 
-from functools import wraps
-
 from django.contrib.auth import login, logout
 from django.http import HttpResponse
 from ninja import Router
@@ -20,14 +18,12 @@ from yilian.accounts import selectors as account_selectors
 from yilian.accounts import services as account_services
 from yilian.accounts.selectors import actor_for_api_key, actor_for_user
 from yilian.common import masking, policy
-from yilian.common.access import PUBLIC, requires
+from yilian.common.access import AUTHENTICATED, PUBLIC, requires
 from yilian.common.errors import NotAuthenticated
 from yilian.common.middleware import client_ip
 from yilian.community import selectors as community_selectors
 
 router = Router(tags=["accounts"])
-
-SIGNED_IN = "authenticated"  # any signed-in caller: staff, patient account or API key
 
 
 class ApiAuth(APIKeyHeader):
@@ -60,23 +56,6 @@ class ApiAuth(APIKeyHeader):
 
     def authenticate(self, request, key):  # pragma: no cover - __call__ handles both paths
         return None
-
-
-def signed_in(view):
-    """Guard for endpoints open to every signed-in caller (staff, patient account, API key).
-
-    ``common.access`` has no such value yet; this declares ``yilian_permission = "authenticated"``
-    the same way ``@requires`` does, so the permission matrix can read it.
-    """
-
-    @wraps(view)
-    def guarded(request, *args, **kwargs):
-        if not request.actor.is_authenticated:
-            raise NotAuthenticated()
-        return view(request, *args, **kwargs)
-
-    guarded.yilian_permission = SIGNED_IN  # type: ignore[attr-defined]
-    return guarded
 
 
 def _me(actor) -> dict:
@@ -124,7 +103,7 @@ def sign_out(request):
 
 
 @router.get("/me", response=schemas.MeRead, summary="当前登录身份")
-@signed_in
+@requires(AUTHENTICATED)
 def me(request):
     """Who is calling: kind (staff / patient / system), name, roles with organisation codes."""
     return _me(request.actor)

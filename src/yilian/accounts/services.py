@@ -23,6 +23,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
@@ -149,6 +150,41 @@ def record_sign_out(*, actor: Actor) -> None:
 def record_session_timeout(*, user: User) -> None:
     """The idle timeout signed ``user`` out (written by ``accounts.middleware``)."""
     audit.record(actor_for_user(user), "auth.session_timeout", target=_user_target(user))
+
+
+def change_password(*, actor: Actor, current: str, new: str, confirm: str) -> User:
+    """A member of staff changes their own password (MLPS 2.0: passwords changed by their holder,
+    checked against ``AUTH_PASSWORD_VALIDATORS``). Audited either way; the hasher is Argon2."""
+    access.check(actor, access.STAFF)
+    user = User.objects.get(pk=actor.user_id, kind=User.Kind.STAFF)
+    error: DomainError | None = None
+    if not user.check_password(current or ""):
+        error = InvalidInput(_("当前密码不正确。"), field="current")
+    elif (new or "") != (confirm or ""):
+        error = InvalidInput(_("两次输入的新密码不一致。"), field="confirm")
+    elif new == current:
+        error = InvalidInput(_("新密码不能与当前密码相同。"), field="new")
+    else:
+        try:
+            password_validation.validate_password(new, user)
+        except ValidationError as exc:
+            error = InvalidInput(" ".join(exc.messages), field="new")
+    with transaction.atomic():
+        if error is not None:
+            audit.record(
+                actor,
+                "auth.password_change_refused",
+                target=_user_target(user),
+                outcome="refused",
+                detail={"field": error.field},
+            )
+        else:
+            user.set_password(new)
+            user.save(update_fields=["password"])
+            audit.record(actor, "auth.password_changed", target=_user_target(user))
+    if error is not None:
+        raise error
+    return user
 
 
 @transaction.atomic

@@ -6,6 +6,7 @@ app_name = "accounts"
 urlpatterns = [
     path("login/", views.staff_login, name="staff-login"),
     path("logout/", views.sign_out, name="logout"),
+    path("password/", views.password_change, name="password-change"),
     path("patient/login/", views.patient_login, name="patient-login"),
     path("patient/login/code/", views.patient_send_code, name="patient-send-code"),
     path("patient/login/verify/", views.patient_verify, name="patient-verify"),

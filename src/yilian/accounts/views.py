@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import login, logout, update_session_auth_hash
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -24,7 +24,7 @@ from yilian.accounts.errors import AccountLocked, CodeRateLimited, InvalidCreden
 from yilian.accounts.middleware import TIMED_OUT_KEY
 from yilian.accounts.models import User
 from yilian.common import masking, policy
-from yilian.common.access import PUBLIC, requires
+from yilian.common.access import PUBLIC, STAFF, requires
 from yilian.common.errors import DomainError, InvalidInput
 from yilian.common.middleware import client_ip
 from yilian.community import selectors as community_selectors
@@ -110,6 +110,31 @@ def staff_login(request):
             return redirect(next_url or staff_landing(user))
     context = {"error": error, "username": username, "next": next_url, "timed_out": timed_out}
     return render(request, "accounts/staff_login.html", context, status=error.status if error else 200)
+
+
+@never_cache
+@sensitive_post_parameters("current", "new", "confirm")
+@requires(STAFF)
+def password_change(request):
+    """A member of staff changes their own password; the session stays signed in."""
+    error = None
+    if request.method == "POST":
+        try:
+            user = account_services.change_password(
+                actor=request.actor,
+                current=request.POST.get("current", "")[:128],
+                new=request.POST.get("new", "")[:128],
+                confirm=request.POST.get("confirm", "")[:128],
+            )
+        except InvalidInput as exc:
+            error = exc
+        else:
+            update_session_auth_hash(request, user)
+            messages.success(request, _("密码已修改。"))
+            return redirect(staff_landing(user))
+    return render(
+        request, "accounts/password_change.html", {"error": error}, status=error.status if error else 200
+    )
 
 
 @require_POST
