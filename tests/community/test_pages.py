@@ -187,3 +187,11 @@ def test_doctor_cannot_post_the_edit_form(community, staff_of, login):
         reverse("community:org-update", args=["VC0101"]), {"name": "x"}
     )
     assert response.status_code == 403
+
+
+def test_secadmin_is_not_offered_its_own_roles(community, staff_of, login):
+    me = staff_of(policy.SECADMIN)
+    other = staff_of(policy.DOCTOR)
+    html = login(me).get(reverse("community:org-detail", args=["COUNTY01"])).content.decode()
+    assert reverse("community:role-assign", args=[other.pk]) in html
+    assert reverse("community:role-assign", args=[me.pk]) not in html

@@ -78,3 +78,15 @@ def test_child_paths_count_up_from_the_last_child():
 def test_a_full_level_is_refused():
     with pytest.raises(ValueError):
         rules.child_path("0001.", "0001.9999.")
+
+
+@pytest.mark.parametrize(
+    "phone", ["0535-3312345", "13800138000", "(0535) 331 2345", "+86-535-3312345", "120"]
+)
+def test_plausible_phones(phone):
+    assert rules.phone_is_valid(phone)
+
+
+@pytest.mark.parametrize("phone", ["", "12", "电话", "0535-331234x", "1" * 21])
+def test_implausible_phones(phone):
+    assert not rules.phone_is_valid(phone)

@@ -277,3 +277,9 @@ def test_township_secadmin_cannot_reach_other_townships(community, actor_of, sta
     mine = staff_of(policy.DOCTOR, community.village)
     with pytest.raises(PermissionDenied):  # cannot grant a role reaching beyond its own subtree
         services.assign_role(actor=secadmin, staff=mine, role=policy.COORDINATOR, organisation="COUNTY01")
+
+
+def test_bad_phone_is_refused(community, actor_of):
+    with pytest.raises(InvalidInput) as exc:
+        _org(actor_of(policy.SYSADMIN), "VC0102", "village_clinic", "TS01", phone="call me")
+    assert exc.value.field == "phone"

@@ -71,6 +71,8 @@ PROVINCE_PREFIXES = frozenset(
     ]
 )
 
+PHONE_PATTERN = re.compile(r"\+?[0-9(][0-9 ()\-]{2,19}")
+
 PATH_SEGMENT_WIDTH = 4
 MAX_CHILDREN = 10**PATH_SEGMENT_WIDTH - 1
 
@@ -92,6 +94,11 @@ def normalise_code(raw: str) -> str:
 
 def code_is_valid(code: str) -> bool:
     return CODE_PATTERN.fullmatch(code) is not None
+
+
+def phone_is_valid(phone: str) -> bool:
+    """A landline (``0535-3312345``), mobile or extension: digits, spaces, brackets, hyphens."""
+    return PHONE_PATTERN.fullmatch(phone) is not None
 
 
 def division_code_problem(code: str) -> str | None:

@@ -123,6 +123,16 @@ def _clean_division_code(raw: str) -> str:
     raise InvalidDivisionCode(messages[problem] % {"code": code[:40]}, field="division_code")
 
 
+def _clean_phone(raw: str) -> str:
+    phone = (raw or "").strip()
+    if phone and not rules.phone_is_valid(phone):
+        raise InvalidInput(
+            _("联系电话“%(phone)s”无效：只能包含数字、空格、括号和连字符。") % {"phone": phone[:20]},
+            field="phone",
+        )
+    return phone
+
+
 def _kind_label(kind: str | None) -> str:
     if kind is None:
         return _("（无上级，作为根机构）")
@@ -206,7 +216,7 @@ def create_organisation(
         village=(village or "").strip(),
         address_detail=(address_detail or "").strip(),
         division_code=division_code,
-        phone=(phone or "").strip(),
+        phone=_clean_phone(phone),
     )
     _full_clean(org, exclude=["code", "path"])
     try:
@@ -244,6 +254,8 @@ def update_organisation(*, actor: Actor, code: str, **changes: Any) -> Organisat
         value = value.strip() if isinstance(value, str) else value
         if field == "division_code":
             value = _clean_division_code(value)
+        elif field == "phone":
+            value = _clean_phone(value)
         if getattr(org, field) != value:
             setattr(org, field, value)
             changed.append(field)
