@@ -18,6 +18,7 @@ from yilian.accounts.errors import AccountLocked, InvalidCredentials
 from yilian.accounts.models import User
 from yilian.common.models import AuditEvent
 from yilian.common.policy import DOCTOR, SECADMIN
+from yilian.community.models import Staff
 
 LOGIN = "/accounts/login/"
 
@@ -97,6 +98,13 @@ def test_disabled_staff_get_the_generic_answer(client, doctor):
     User.objects.filter(pk=doctor.user.pk).update(is_active=False)
     response = post_login(client, "wangyi", PASSWORD)
     assert response.context["error"].code == "INVALID_CREDENTIALS"
+
+
+def test_staff_who_have_left_cannot_sign_in(client, doctor):
+    Staff.objects.filter(pk=doctor.pk).update(is_active=False)
+    response = post_login(client, "wangyi", PASSWORD)
+    assert response.status_code == 401 and response.context["error"].code == "INVALID_CREDENTIALS"
+    assert signed_in_user_id(client) is None
 
 
 @override_settings(STAFF_LOCKOUT_THRESHOLD=3, STAFF_LOCKOUT_MINUTES=15)

@@ -69,7 +69,8 @@ def _locked_error(locked_until: datetime) -> AccountLocked:
 def sign_in_staff(*, username: str, password: str) -> User:
     """Check a staff member's password; return the user, or raise (after auditing) a refusal.
 
-    Unknown user, wrong password, a disabled account and a patient account all get
+    Unknown user, wrong password, a disabled account, a member of staff who has left (在职 off)
+    and a patient account all get
     ``InvalidCredentials`` (no user enumeration); the password hasher runs in every case so that
     the answer takes as long either way. A locked account is refused even with the right password.
     """
@@ -77,9 +78,14 @@ def sign_in_staff(*, username: str, password: str) -> User:
     password = password or ""
     now = timezone.now()
     # NUL cannot be in any username (and PostgreSQL refuses it in a query): just a failed sign-in.
-    user = User.objects.filter(username=username).first() if username and "\x00" not in username else None
+    user = (
+        User.objects.select_related("staff").filter(username=username).first()
+        if username and "\x00" not in username
+        else None
+    )
     username = username.replace("\x00", "\ufffd")  # safe for the audit row's JSON
-    if user is None or user.kind != User.Kind.STAFF or not user.is_active:
+    staff = getattr(user, "staff", None) if user is not None else None
+    if user is None or user.kind != User.Kind.STAFF or not user.is_active or (staff and not staff.is_active):
         User().set_password(password)  # same cost as a real check (Django's ModelBackend does this)
         with transaction.atomic():
             audit.record(
