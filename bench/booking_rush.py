@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -227,30 +228,30 @@ async def race(base: str, session_id: int, clients: list[dict], concurrency: int
             except httpx.HTTPError as exc:
                 results.append((0, time.perf_counter() - t0, type(exc).__name__))
 
-    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
         start = time.perf_counter()
         await asyncio.gather(*(worker(http) for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
     return results, elapsed
 
 
-def start_server(env: dict, port: int, threads: int) -> subprocess.Popen:
+def start_server(env: dict, port: int, threads: int, log: Path) -> subprocess.Popen:
     code = (
         "import django, os; django.setup();"
         "from waitress import serve; from yilian.wsgi import application;"
         f"serve(application, host='127.0.0.1', port={port}, threads={threads}, ident='Yilian',"
         " connection_limit=1000, backlog=2048, channel_timeout=60, asyncore_use_poll=True)"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    # The server's output goes to a file: an unread pipe fills up and blocks the server's logging.
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT)
     for _ in range(200):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return proc
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit(f"server exited: {proc.stderr.read()[-2000:]}") from None
+                raise SystemExit(f"server exited: {log.read_text()[-2000:]}") from None
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("server did not start")
@@ -365,6 +366,9 @@ def main() -> int:
 
     from yilian.ops.pgtmp import throwaway_postgres
 
+    # A SIGTERM (timeout, Ctrl-C in a pipeline) unwinds the context managers: server and database go.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
     var_dir = tempfile.mkdtemp(prefix="yilian-bench-")
     fsync = not args.no_fsync
     try:
@@ -386,7 +390,7 @@ def main() -> int:
                 f"set-up: {args.clients} patients, accounts and sessions in {time.perf_counter() - t0:.1f}s"
             )
             port = _free_port()
-            server = start_server(env, port, args.threads)
+            server = start_server(env, port, args.threads, Path(var_dir) / "server.log")
             try:
                 base = f"http://127.0.0.1:{port}"
                 import httpx

@@ -223,3 +223,23 @@ def test_create_session_through_the_api(community):
     body["windows"] = [{"start": "15:00", "end": "14:00", "capacity": 10}]
     body["period"] = "evening"
     assert c.post(f"{URL}/sessions", body, content_type="application/json").status_code == 422
+
+
+def test_waitlist_through_the_api(setup):
+    county, _dept, _doctor, session = setup
+    first = make_booker(county)
+    body = {"patient_id": first.patient.pk}
+    r = signed_in(first).post(f"{URL}/sessions/{session.pk}/waitlist", body, content_type="application/json")
+    assert (r.status_code, r.json()["code"]) == (409, "SLOTS_AVAILABLE")
+    for _ in range(7):
+        b = make_booker(county)
+        signed_in(b).post(
+            f"{URL}/appointments",
+            {"patient_id": b.patient.pk, "session_id": session.pk},
+            content_type="application/json",
+        )
+    r = signed_in(first).post(f"{URL}/sessions/{session.pk}/waitlist", body, content_type="application/json")
+    assert r.status_code == 201, r.content
+    assert r.json()["position"] == 1 and r.json()["status"] == "waiting"
+    r = signed_in(first).post(f"{URL}/waitlist/{r.json()['id']}/leave", content_type="application/json")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"

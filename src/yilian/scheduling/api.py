@@ -175,3 +175,39 @@ def stop(request, session_id: int, payload: schemas.StopIn):
         if e.session.pk == session.pk
     )
     return _session_out(entry)
+
+
+def _entry_out(entry) -> dict:
+    return {
+        "id": entry.pk,
+        "session_id": entry.session_id,
+        "patient_id": entry.patient_id,
+        "status": entry.status,
+        "position": selectors.waitlist_position(entry),
+        "created_at": entry.created_at,
+        "offered_appointment_id": entry.appointment_id,
+    }
+
+
+@router.post("/sessions/{session_id}/waitlist", response={201: schemas.WaitlistRead}, summary="加入候补")
+@signed_in
+def join_waitlist(request, session_id: int, payload: schemas.WaitlistCreate):
+    """B-20: join a full session's waitlist; 409 ``SLOTS_AVAILABLE`` while numbers are free."""
+    entry = services.join_waitlist(actor=request.actor, patient_id=payload.patient_id, session_id=session_id)
+    return Status(201, _entry_out(entry))
+
+
+@router.post("/waitlist/{entry_id}/leave", response=schemas.WaitlistRead, summary="取消候补")
+@signed_in
+def leave_waitlist(request, entry_id: int):
+    return _entry_out(services.leave_waitlist(actor=request.actor, entry_id=entry_id))
+
+
+@router.post(
+    "/appointments/{appointment_id}/confirm", response=schemas.AppointmentRead, summary="确认锁号（支付完成）"
+)
+@signed_in
+def confirm(request, appointment_id: int):
+    """B-8: a HELD appointment (e.g. a waitlist offer) becomes BOOKED; 422 ``HOLD_EXPIRED`` when late."""
+    appointment = services.confirm_hold(actor=request.actor, appointment_id=appointment_id)
+    return _appointment_out(selectors.access_appointment(request.actor, appointment.pk))

@@ -114,3 +114,11 @@ class IdempotencyKeyReused(DomainError):
     code = "IDEMPOTENCY_KEY_REUSED"
     status = 422
     default_message = _("该幂等键已用于另一次预约（不同的就诊人或出诊单元），请为新的预约生成新的幂等键。")
+
+
+class SlotsStillAvailable(DomainError):
+    """B-20: the waitlist is for full sessions; while numbers are free the patient books directly."""
+
+    code = "SLOTS_AVAILABLE"
+    status = 409
+    default_message = _("该出诊单元仍有号源，请直接预约，无需候补。")

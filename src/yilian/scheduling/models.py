@@ -181,6 +181,9 @@ class Slot(models.Model):
     pool = models.CharField(_("号池"), max_length=8, choices=Pool.choices, default=Pool.PUBLIC)
     status = models.CharField(_("状态"), max_length=12, choices=Status.choices, default=Status.FREE)
     available_from = models.DateTimeField(_("重新放号时间"), null=True, blank=True)
+    # B-20: a number freed in a session with a waitlist is offered to the waitlist first; the
+    # public booking query ignores it until the offer step has placed it or given it up.
+    for_waitlist = models.BooleanField(_("留给候补"), default=False)
 
     class Meta:
         ordering = ["session", "seq"]
@@ -314,3 +317,46 @@ class AppointmentStatusHistory(models.Model):
         ordering = ["at", "id"]
         verbose_name = _("预约状态记录")
         verbose_name_plural = _("预约状态记录")
+
+
+class WaitlistEntry(models.Model):
+    """A place on a full session's waitlist (候补), access.md B-20.
+
+    When a number is freed (after the re-release delay, B-9) the first waiting patient who still
+    passes B-5, B-6 and B-12 gets a HELD appointment (``offered``) and must confirm (pay) within
+    PAYMENT_HOLD_MIN (B-8), else the hold expires and the next one is offered.
+    """
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", _("候补中")
+        OFFERED = "offered", _("已分配，待支付")
+        BOOKED = "booked", _("候补成功")
+        EXPIRED = "expired", _("已失效")
+        CANCELLED = "cancelled", _("已取消")
+
+    session = models.ForeignKey(ClinicSession, on_delete=models.CASCADE, related_name="waitlist")
+    patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(_("状态"), max_length=10, choices=Status.choices, default=Status.WAITING)
+    created_at = models.DateTimeField()
+    offered_at = models.DateTimeField(null=True, blank=True)
+    appointment = models.OneToOneField(
+        Appointment, null=True, blank=True, on_delete=models.PROTECT, related_name="waitlist_entry"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("候补")
+        verbose_name_plural = _("候补")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "patient"],
+                condition=Q(status__in=["waiting", "offered"]),
+                name="waitlist_one_open_entry_per_patient",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["waiting", "offered", "booked", "expired", "cancelled"]),
+                name="waitlist_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["session", "status", "created_at"], name="waitlist_queue_idx")]

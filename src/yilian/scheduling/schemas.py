@@ -82,3 +82,17 @@ class CancelIn(Schema):
 
 class StopIn(Schema):
     reason: str = Field(min_length=1, max_length=200)
+
+
+class WaitlistCreate(Schema):
+    patient_id: int = Field(ge=1)
+
+
+class WaitlistRead(Schema):
+    id: int
+    session_id: int
+    patient_id: int
+    status: str
+    position: int
+    created_at: datetime
+    offered_appointment_id: int | None

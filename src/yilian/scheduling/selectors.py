@@ -57,7 +57,7 @@ def available_sessions(
     }
     returned = [s.pk for s in sessions if now >= rules.referral_returns_at(s.starts_at, params)]
     counts = (
-        Slot.objects.filter(session_id__in=list(by_id), status=Slot.Status.FREE)
+        Slot.objects.filter(session_id__in=list(by_id), status=Slot.Status.FREE, for_waitlist=False)
         .filter(Q(pool=Slot.Pool.PUBLIC) | Q(pool=Slot.Pool.REFERRAL, session_id__in=returned))
         .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
         .values("session_id", "starts_at", "ends_at")
@@ -96,3 +96,16 @@ def access_appointment(actor: Actor, appointment_id: int) -> Appointment:
     if appointment is None:
         raise NotFound()
     return appointment
+
+
+def waitlist_position(entry) -> int:
+    """1-based place among the session's waiting entries (0 once the entry no longer waits)."""
+    from yilian.scheduling.models import WaitlistEntry
+
+    if entry.status != WaitlistEntry.Status.WAITING:
+        return 0
+    return (
+        WaitlistEntry.objects.filter(session_id=entry.session_id, status=WaitlistEntry.Status.WAITING)
+        .filter(Q(created_at__lt=entry.created_at) | Q(created_at=entry.created_at, id__lte=entry.id))
+        .count()
+    )

@@ -34,6 +34,7 @@ from yilian.scheduling.models import (
     BookingPolicy,
     ClinicSession,
     Slot,
+    WaitlistEntry,
 )
 
 logger = logging.getLogger("yilian")
@@ -48,6 +49,8 @@ DESK_BOOKING_PERMISSION = policy.PATIENT_CREATE
 # Creating and stopping sessions: the medical-affairs office; until a ``schedule.manage`` permission
 # exists, organisation managers (plus the session's own doctor for a stop).
 SCHEDULE_PERMISSION = policy.ORG_MANAGE
+# The periodic steps (no-shows, hold expiry, waitlist offers) act as the system.
+SYSTEM = Actor(kind="system", label="system:scheduling")
 
 
 @dataclass(frozen=True)
@@ -297,7 +300,7 @@ _PICK_SQL = """
 UPDATE {slot} SET status = 'booked', available_from = NULL
 WHERE id = (
     SELECT id FROM {slot}
-    WHERE session_id = %s AND status = 'free' AND pool = ANY(%s)
+    WHERE session_id = %s AND status = 'free' AND pool = ANY(%s) AND NOT for_waitlist
       AND (available_from IS NULL OR available_from <= %s)
     ORDER BY seq LIMIT 1 FOR UPDATE{skip}
 )
@@ -336,7 +339,9 @@ def _pick_slot(session: ClinicSession, pools: tuple[str, ...], now: datetime) ->
                     )
         return None
     base = (
-        Slot.objects.filter(session_id=session.pk, status=Slot.Status.FREE, pool__in=pools)
+        Slot.objects.filter(
+            session_id=session.pk, status=Slot.Status.FREE, pool__in=pools, for_waitlist=False
+        )
         .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
         .order_by("seq")
         .only("id", "seq", "starts_at", "ends_at", "pool")
@@ -354,31 +359,35 @@ def _pick_slot(session: ClinicSession, pools: tuple[str, ...], now: datetime) ->
     return None
 
 
-@transaction.atomic
-def _book(
-    *, actor: Actor, patient_id: int, session_id: int, key: str, channel: str, now: datetime | None
-) -> Booking:
-    now = now or timezone.now()
-    # Serialises this patient's bookings (B-5, B-6 checks); one patient's row is never hot.
-    patient = (
-        Patient.objects.select_for_update()
-        .filter(pk=patient_id, status=Patient.Status.ACTIVE)
-        .only("id", "birth_date", "realname_verified", "status")
-        .first()
-    )
-    session = (
-        ClinicSession.objects.select_related("department__organisation", "department__booking_policy")
-        .filter(pk=session_id)
-        .first()
-    )
-    if patient is None or session is None:
-        raise NotFound()
-    params = _parameters_of(session.department)
-    # One read, after the patient lock, answers the idempotency key (a replay that raced its
-    # original waited for the lock and sees it here), B-5, B-6, B-12 and B-14.
+_HISTORY_FIELDS = (
+    "id",
+    "status",
+    "service_date",
+    "period",
+    "department_id",
+    "cancel_reason",
+    "cancelled_at",
+    "created_by_id",
+    "idempotency_key",
+    "patient_id",
+    "session_id",
+)
+
+
+def _patient_history(
+    patient_id: int,
+    session: ClinicSession,
+    params: rules.BookingParameters,
+    now: datetime,
+    *,
+    user_id: int | None = None,
+    key: str = "",
+) -> list[dict]:
+    """One read answering B-5, B-6, B-12 and B-14 for a booking of ``session`` (and, with a key,
+    the idempotency look-up): the patient's appointments that any of those rules looks at."""
     q_start, q_end = rules.quota_window(session.service_date)
     today = timezone.localdate(now)
-    relevant = Q(patient_id=patient.pk) & (
+    relevant = Q(patient_id=patient_id) & (
         Q(status__in=rules.COUNTING_FOR_QUOTA, service_date__gte=q_start, service_date__lt=q_end)
         | Q(status__in=rules.ACTIVE_FOR_DUPLICATE, service_date=session.service_date)
         | Q(status=rules.NO_SHOW, service_date__gte=today - timedelta(days=params.escalation_window_days * 2))
@@ -388,62 +397,34 @@ def _book(
             cancelled_at__gte=now - timedelta(days=params.cancel_abuse_window_days * 2),
         )
     )
-    if key:
-        relevant |= Q(created_by_id=actor.user_id, idempotency_key=key)
-    rows = list(
-        Appointment.objects.filter(relevant).values(
-            "id",
-            "status",
-            "service_date",
-            "period",
-            "department_id",
-            "cancel_reason",
-            "cancelled_at",
-            "created_by_id",
-            "idempotency_key",
-            "patient_id",
-            "session_id",
-        )
-    )
-    existing_id = _match_key(rows, actor, key, patient_id, session_id)
-    if existing_id is not None:
-        _check_may_book_for(actor, patient, session.department, session.service_date)
-        return Booking(Appointment.objects.select_related("slot").get(pk=existing_id), False)
-    history = [
-        (
-            r["status"],
-            r["service_date"],
-            r["period"],
-            r["department_id"],
-            r["cancel_reason"],
-            r["cancelled_at"],
-        )
-        for r in rows
-        if r["patient_id"] == patient.pk
-    ]
-    kind = _check_may_book_for(actor, patient, session.department, session.service_date)
-    if kind == "patient" and channel == rules.CHANNEL_COUNTER:
-        raise InvalidInput(_("患者账号不能使用窗口渠道。"), field="channel")
-    if not patient.realname_verified:  # B-1
-        raise errors.RealnameRequired()
-    if session.status != ClinicSession.Status.OPEN:
-        raise errors.SessionStopped()
-    if now < session.release_at:  # B-3
-        raise errors.NotYetReleased(
-            _("该出诊单元将于 %(at)s 放号。")
-            % {"at": timezone.localtime(session.release_at).strftime("%Y-%m-%d %H:%M")},
-            release_at=timezone.localtime(session.release_at).isoformat(),
-        )
-    same_day_counter = channel == rules.CHANNEL_COUNTER and timezone.localdate(now) == session.service_date
-    closes = session.ends_at if channel == rules.CHANNEL_COUNTER else rules.close_at(session.ends_at, params)
-    if now >= closes:  # B-4
-        raise errors.BookingClosed()
+    if key and user_id is not None:
+        relevant |= Q(created_by_id=user_id, idempotency_key=key)
+    return list(Appointment.objects.filter(relevant).values(*_HISTORY_FIELDS))
 
-    if not same_day_counter:  # B-12 (b): same-day registration at the counter is still allowed
+
+def _check_patient_rules(
+    rows: list[dict],
+    patient_id: int,
+    session: ClinicSession,
+    params: rules.BookingParameters,
+    now: datetime,
+    *,
+    check_suspension: bool = True,
+) -> None:
+    """B-12/B-14 (suspension), B-5 (one per session and department), B-6 (quotas), from the rows
+    of ``_patient_history``."""
+    own = [r for r in rows if r["patient_id"] == patient_id]
+    if check_suspension:
         until = rules.suspended_until(
             now,
-            [h[1] for h in history if h[0] == rules.NO_SHOW],
-            [h[5] for h in history if h[0] == rules.CANCELLED and h[4] == rules.REASON_PATIENT and h[5]],
+            [r["service_date"] for r in own if r["status"] == rules.NO_SHOW],
+            [
+                r["cancelled_at"]
+                for r in own
+                if r["status"] == rules.CANCELLED
+                and r["cancel_reason"] == rules.REASON_PATIENT
+                and r["cancelled_at"]
+            ],
             params,
         )
         if until is not None:
@@ -452,21 +433,88 @@ def _book(
                 errors.BookingSuspended.default_message % {"until": shown},
                 until=timezone.localtime(until).isoformat(),
             )
-    if any(  # B-5
-        h[0] in rules.ACTIVE_FOR_DUPLICATE
-        and h[1] == session.service_date
-        and h[2] == session.period
-        and h[3] == session.department_id
-        for h in history
+    if any(
+        r["status"] in rules.ACTIVE_FOR_DUPLICATE
+        and r["service_date"] == session.service_date
+        and r["period"] == session.period
+        and r["department_id"] == session.department_id
+        for r in own
     ):
         raise errors.DuplicateSessionBooking()
-    exceeded = rules.quota_exceeded(  # B-6
+    q_start, q_end = rules.quota_window(session.service_date)
+    exceeded = rules.quota_exceeded(
         session.service_date,
-        [h[1] for h in history if h[0] in rules.COUNTING_FOR_QUOTA and q_start <= h[1] < q_end],
+        [
+            r["service_date"]
+            for r in own
+            if r["status"] in rules.COUNTING_FOR_QUOTA and q_start <= r["service_date"] < q_end
+        ],
         params,
     )
     if exceeded:
         raise errors.QuotaExceeded(window=exceeded)
+
+
+def _check_session_open_for(
+    session: ClinicSession, params: rules.BookingParameters, now: datetime, channel: str
+) -> None:
+    """Stopped (B-15), release (B-3) and close (B-4; the counter books until the session ends)."""
+    if session.status != ClinicSession.Status.OPEN:
+        raise errors.SessionStopped()
+    if now < session.release_at:
+        raise errors.NotYetReleased(
+            _("该出诊单元将于 %(at)s 放号。")
+            % {"at": timezone.localtime(session.release_at).strftime("%Y-%m-%d %H:%M")},
+            release_at=timezone.localtime(session.release_at).isoformat(),
+        )
+    closes = session.ends_at if channel == rules.CHANNEL_COUNTER else rules.close_at(session.ends_at, params)
+    if now >= closes:
+        raise errors.BookingClosed()
+
+
+def _lock_patient(patient_id: int) -> Patient | None:
+    """Serialises one patient's bookings (B-5, B-6 checks); one patient's row is never hot."""
+    return (
+        Patient.objects.select_for_update()
+        .filter(pk=patient_id, status=Patient.Status.ACTIVE)
+        .only("id", "birth_date", "realname_verified", "status")
+        .first()
+    )
+
+
+def _session_with_policy(session_id: int) -> ClinicSession | None:
+    return (
+        ClinicSession.objects.select_related("department__organisation", "department__booking_policy")
+        .filter(pk=session_id)
+        .first()
+    )
+
+
+@transaction.atomic
+def _book(
+    *, actor: Actor, patient_id: int, session_id: int, key: str, channel: str, now: datetime | None
+) -> Booking:
+    now = now or timezone.now()
+    patient = _lock_patient(patient_id)
+    session = _session_with_policy(session_id)
+    if patient is None or session is None:
+        raise NotFound()
+    params = _parameters_of(session.department)
+    # After the patient lock: a replay that raced its original waited for the lock and sees it here.
+    rows = _patient_history(patient.pk, session, params, now, user_id=actor.user_id, key=key)
+    existing_id = _match_key(rows, actor, key, patient_id, session_id)
+    if existing_id is not None:
+        _check_may_book_for(actor, patient, session.department, session.service_date)
+        return Booking(Appointment.objects.select_related("slot").get(pk=existing_id), False)
+    kind = _check_may_book_for(actor, patient, session.department, session.service_date)
+    if kind == "patient" and channel == rules.CHANNEL_COUNTER:
+        raise InvalidInput(_("患者账号不能使用窗口渠道。"), field="channel")
+    if not patient.realname_verified:  # B-1
+        raise errors.RealnameRequired()
+    _check_session_open_for(session, params, now, channel)
+    # B-12 (b): same-day registration at the counter is still allowed during a suspension.
+    same_day_counter = channel == rules.CHANNEL_COUNTER and timezone.localdate(now) == session.service_date
+    _check_patient_rules(rows, patient.pk, session, params, now, check_suspension=not same_day_counter)
 
     pools = (
         rules.counter_pools(now, session.starts_at, params)
@@ -549,9 +597,10 @@ def cancel_appointment(
     appointment.save(update_fields=["status", "cancel_reason", "cancelled_at"])
     _history(appointment, previous, actor, now, reason)
     if appointment.session.status == ClinicSession.Status.OPEN:
-        Slot.objects.filter(pk=appointment.slot_id).update(
-            status=Slot.Status.FREE, available_from=now + rules.rerelease_delay(params)
-        )
+        available_from = _free_slot(appointment.slot_id, appointment.session_id, params, now)
+        if _session_has_waiting(appointment.session_id):
+            transaction.on_commit(lambda: _schedule("offer_waitlist_task", available_from))
+    WaitlistEntry.objects.filter(appointment=appointment).update(status=WaitlistEntry.Status.CANCELLED)
     audit.record(actor, "scheduling.cancel", target=_target(appointment), reason=reason)
     return appointment
 
@@ -601,6 +650,9 @@ def stop_session(*, actor: Actor, session_id: int, reason: str, now: datetime | 
         _history(appointment, previous, actor, now, reason)
         audit.record(actor, "scheduling.cancel_by_stop", target=_target(appointment), reason=reason)
         _notify_stopped(session, appointment, reason)
+    WaitlistEntry.objects.filter(
+        session=session, status__in=[WaitlistEntry.Status.WAITING, WaitlistEntry.Status.OFFERED]
+    ).update(status=WaitlistEntry.Status.CANCELLED)
     audit.record(
         actor,
         "scheduling.session_stop",
@@ -719,3 +771,265 @@ def correct_no_show(
     _history(appointment, rules.NO_SHOW, actor, now, reason)
     audit.record(actor, "scheduling.no_show_corrected", target=_target(appointment), reason=reason)
     return appointment
+
+
+# --- Waitlist (候补), B-20, and payment holds, B-8 ----------------------------------------------------
+
+
+@transaction.atomic
+def join_waitlist(
+    *, actor: Actor, patient_id: int, session_id: int, now: datetime | None = None
+) -> WaitlistEntry:
+    """Join a full session's waitlist (候补). The patient must be bookable now (B-1, B-3, B-4, B-5,
+    B-6, B-12, B-14, B-16); joining a session that still has numbers is refused (book instead).
+    Joining twice returns the open entry."""
+    now = now or timezone.now()
+    patient = _lock_patient(patient_id)
+    session = _session_with_policy(session_id)
+    if patient is None or session is None:
+        raise NotFound()
+    _check_may_book_for(actor, patient, session.department, session.service_date)
+    open_entry = WaitlistEntry.objects.filter(
+        session=session,
+        patient=patient,
+        status__in=[WaitlistEntry.Status.WAITING, WaitlistEntry.Status.OFFERED],
+    ).first()
+    if open_entry is not None:
+        return open_entry
+    if not patient.realname_verified:
+        raise errors.RealnameRequired()
+    params = _parameters_of(session.department)
+    _check_session_open_for(session, params, now, rules.CHANNEL_APP)
+    _check_patient_rules(_patient_history(patient.pk, session, params, now), patient.pk, session, params, now)
+    bookable = (
+        Slot.objects.filter(
+            session=session,
+            status=Slot.Status.FREE,
+            for_waitlist=False,
+            pool__in=rules.public_pools(now, session.starts_at, params),
+        )
+        .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
+        .exists()
+    )
+    if bookable:
+        raise errors.SlotsStillAvailable()
+    entry = WaitlistEntry.objects.create(
+        session=session, patient=patient, created_by_id=actor.user_id, created_at=now
+    )
+    audit.record(
+        actor,
+        "scheduling.waitlist_join",
+        target=audit.Target("scheduling.WaitlistEntry", entry.pk, patient.pk),
+        detail={"session": session.pk},
+    )
+    return entry
+
+
+@transaction.atomic
+def leave_waitlist(*, actor: Actor, entry_id: int, now: datetime | None = None) -> WaitlistEntry:
+    entry = WaitlistEntry.objects.select_for_update().filter(pk=entry_id).first()
+    if entry is None or (actor.kind == "patient" and entry.patient_id not in actor.managed_patient_ids):
+        raise NotFound()
+    if actor.kind != "patient" and entry.created_by_id != actor.user_id:
+        raise NotFound()
+    if entry.status == WaitlistEntry.Status.WAITING:
+        entry.status = WaitlistEntry.Status.CANCELLED
+        entry.save(update_fields=["status"])
+        audit.record(
+            actor,
+            "scheduling.waitlist_leave",
+            target=audit.Target("scheduling.WaitlistEntry", entry.pk, entry.patient_id),
+        )
+    return entry
+
+
+def _session_has_waiting(session_id: int) -> bool:
+    return WaitlistEntry.objects.filter(session_id=session_id, status=WaitlistEntry.Status.WAITING).exists()
+
+
+def _free_slot(slot_id: int, session_id: int, params: rules.BookingParameters, now: datetime) -> datetime:
+    """B-9: back to the pool after the random delay; first to the waitlist if there is one (B-20)."""
+    available_from = now + rules.rerelease_delay(params)
+    Slot.objects.filter(pk=slot_id).update(
+        status=Slot.Status.FREE, available_from=available_from, for_waitlist=_session_has_waiting(session_id)
+    )
+    return available_from
+
+
+def _schedule(task_name: str, run_after: datetime) -> None:
+    """Enqueue a periodic step at ``run_after`` if the task backend can defer; the
+    ``scheduling_tick`` command, run every minute, is the safety net either way."""
+    from yilian.scheduling import tasks
+
+    job = getattr(tasks, task_name)
+    if not job.get_backend().supports_defer:
+        return
+    job.using(run_after=run_after).enqueue()
+
+
+def offer_waitlist(*, now: datetime | None = None) -> int:
+    """B-20: give each freed number (its re-release delay over) to the first waiting patient who
+    still passes B-5, B-6 and B-12 — as a HELD appointment to be paid within PAYMENT_HOLD_MIN
+    (B-8). A number nobody on the waitlist can take joins the public pool. Returns the offers made."""
+    now = now or timezone.now()
+    offered = 0
+    slot_ids = list(
+        Slot.objects.filter(
+            status=Slot.Status.FREE, for_waitlist=True, session__status=ClinicSession.Status.OPEN
+        )
+        .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
+        .order_by("available_from", "id")
+        .values_list("id", flat=True)[:500]
+    )
+    for slot_id in slot_ids:
+        offered += _offer_one(slot_id, now)
+    return offered
+
+
+@transaction.atomic
+def _offer_one(slot_id: int, now: datetime) -> int:
+    lock = Slot.objects.select_for_update(**_skip_locked()).filter(
+        pk=slot_id, status=Slot.Status.FREE, for_waitlist=True
+    )
+    slot = lock.first()
+    if slot is None:
+        return 0
+    session = _session_with_policy(slot.session_id)
+    params = _parameters_of(session.department)
+    if now >= rules.close_at(session.ends_at, params):
+        Slot.objects.filter(pk=slot.pk).update(for_waitlist=False)
+        return 0
+    for entry in WaitlistEntry.objects.filter(session=session, status=WaitlistEntry.Status.WAITING).order_by(
+        "created_at", "id"
+    ):
+        patient = _lock_patient(entry.patient_id)
+        if patient is None or not patient.realname_verified:
+            continue
+        try:
+            _check_patient_rules(
+                _patient_history(patient.pk, session, params, now), patient.pk, session, params, now
+            )
+        except (errors.BookingSuspended, errors.DuplicateSessionBooking, errors.QuotaExceeded):
+            continue
+        appointment = Appointment.objects.create(
+            patient_id=patient.pk,
+            session=session,
+            slot=slot,
+            service_date=session.service_date,
+            period=session.period,
+            department_id=session.department_id,
+            status=Appointment.Status.HELD,
+            channel=rules.CHANNEL_APP,
+            created_by_id=entry.created_by_id,
+            booked_at=now,
+            hold_expires_at=now + timedelta(minutes=params.payment_hold_minutes),
+        )
+        Slot.objects.filter(pk=slot.pk).update(
+            status=Slot.Status.HELD, for_waitlist=False, available_from=None
+        )
+        entry.status = WaitlistEntry.Status.OFFERED
+        entry.offered_at = now
+        entry.appointment = appointment
+        entry.save(update_fields=["status", "offered_at", "appointment"])
+        AppointmentStatusHistory.objects.create(
+            appointment=appointment,
+            from_status="",
+            to_status=rules.HELD,
+            at=now,
+            reason="B-20 waitlist offer",
+        )
+        audit.record(
+            None, "scheduling.waitlist_offer", target=_target(appointment), detail={"entry": entry.pk}
+        )
+        _notify_offer(session, appointment, entry)
+        transaction.on_commit(lambda at=appointment.hold_expires_at: _schedule("expire_holds_task", at))
+        return 1
+    Slot.objects.filter(pk=slot.pk).update(for_waitlist=False)  # nobody can take it: public pool
+    return 0
+
+
+def _skip_locked() -> dict:
+    return {"skip_locked": True} if connection.features.has_select_for_update_skip_locked else {}
+
+
+def _notify_offer(session: ClinicSession, appointment: Appointment, entry: WaitlistEntry) -> None:
+    from yilian.notifications import services as notification_services
+
+    account = getattr(entry.created_by, "patient_account", None)
+    minutes = int((appointment.hold_expires_at - appointment.booked_at).total_seconds() // 60)
+    notification_services.notify(
+        recipient=entry.created_by,
+        template_code="waitlist_offer",
+        context={
+            "title": "候补成功，请尽快支付",
+            "body": (
+                f"您候补的{session.department.name}{timezone.localtime(session.starts_at):%m月%d日}"
+                f"{session.get_period_display()}号源已为您锁定，请在{minutes}分钟内完成支付，逾期自动取消。"
+            ),
+        },
+        phone=(account.phone if account is not None else "") or None,
+        urgent=True,
+    )
+
+
+@transaction.atomic
+def confirm_hold(*, actor: Actor, appointment_id: int, now: datetime | None = None) -> Appointment:
+    """B-8: a HELD appointment becomes BOOKED on payment (the payment module will call this)."""
+    now = now or timezone.now()
+    appointment = _visible_appointment_for_update(actor, appointment_id)
+    if appointment.status == Appointment.Status.BOOKED:
+        return appointment
+    if appointment.status != Appointment.Status.HELD:
+        raise errors.InvalidTransition()
+    if appointment.hold_expires_at is not None and now >= appointment.hold_expires_at:
+        raise errors.HoldExpired()
+    appointment.status = Appointment.Status.BOOKED
+    appointment.save(update_fields=["status"])
+    Slot.objects.filter(pk=appointment.slot_id).update(status=Slot.Status.BOOKED)
+    WaitlistEntry.objects.filter(appointment=appointment).update(status=WaitlistEntry.Status.BOOKED)
+    _history(appointment, rules.HELD, actor, now, "paid")
+    audit.record(actor, "scheduling.hold_confirm", target=_target(appointment))
+    return appointment
+
+
+def expire_holds(*, now: datetime | None = None) -> int:
+    """B-8: unpaid holds past PAYMENT_HOLD_MIN become CANCELLED (``oth-hold-expired``; neither a
+    no-show nor a patient cancellation, B-13); the number goes back after the re-release delay,
+    to the waitlist first. Returns the holds expired."""
+    now = now or timezone.now()
+    ids = list(
+        Appointment.objects.filter(status=Appointment.Status.HELD, hold_expires_at__lte=now).values_list(
+            "id", flat=True
+        )[:1000]
+    )
+    return sum(_expire_one(appointment_id, now) for appointment_id in ids)
+
+
+@transaction.atomic
+def _expire_one(appointment_id: int, now: datetime) -> int:
+    appointment = (
+        Appointment.objects.select_for_update(**_skip_locked())
+        .filter(pk=appointment_id, status=Appointment.Status.HELD, hold_expires_at__lte=now)
+        .first()
+    )
+    if appointment is None:
+        return 0
+    appointment.status = Appointment.Status.CANCELLED
+    appointment.cancel_reason = Appointment.CancelReason.HOLD_EXPIRED
+    appointment.cancelled_at = now
+    appointment.save(update_fields=["status", "cancel_reason", "cancelled_at"])
+    AppointmentStatusHistory.objects.create(
+        appointment=appointment,
+        from_status=rules.HELD,
+        to_status=rules.CANCELLED,
+        at=now,
+        reason="B-8 hold expired",
+    )
+    WaitlistEntry.objects.filter(appointment=appointment).update(status=WaitlistEntry.Status.EXPIRED)
+    audit.record(None, "scheduling.hold_expired", target=_target(appointment))
+    if ClinicSession.objects.filter(pk=appointment.session_id, status=ClinicSession.Status.OPEN).exists():
+        available_from = _free_slot(
+            appointment.slot_id, appointment.session_id, parameters_for(appointment.department_id), now
+        )
+        transaction.on_commit(lambda: _schedule("offer_waitlist_task", available_from))
+    return 1
