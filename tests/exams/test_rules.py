@@ -59,7 +59,9 @@ def test_no_overlap_and_a_gap_between_sites():
     assert codes(rules.violations([placed(1, CT, 9, site="医技楼"), placed(2, ECG, 9, 30)])) == ["site_gap"]
     assert codes(rules.violations([placed(1, CT, 9, site="医技楼"), placed(2, ECG, 10)])) == []
     params = rules.ExamParameters(site_gap_minutes=60)
-    assert codes(rules.violations([placed(1, CT, 9, site="医技楼"), placed(2, ECG, 10)], params)) == ["site_gap"]
+    assert codes(rules.violations([placed(1, CT, 9, site="医技楼"), placed(2, ECG, 10)], params)) == [
+        "site_gap"
+    ]
 
 
 def test_ordering_sedation_recovery_and_one_contrast_per_day():
@@ -80,7 +82,9 @@ def test_planner_finds_one_day_where_greedy_needs_two():
     ultrasound (which must precede it) no morning segment that day; the planner finds 1 day."""
     day2 = DAY + timedelta(days=1)
     us = rules.ExamSpec("US-ABD", "腹部超声", fasting=True, must_precede=frozenset({"ES-GAS"}))
-    gastro = rules.Request(1, GASTRO, (cand(8, resource=2), cand(9, resource=2), cand(8, day=day2, resource=2)))
+    gastro = rules.Request(
+        1, GASTRO, (cand(8, resource=2), cand(9, resource=2), cand(8, day=day2, resource=2))
+    )
     ultrasound = rules.Request(2, us, (cand(8, resource=3), cand(8, day=day2, resource=3)))
     greedy = rules._greedy([gastro, ultrasound], {}, rules.DEFAULTS, ())
     assert len(greedy.days) == 2  # the trap is real
@@ -131,5 +135,7 @@ def test_preparation_text_per_day_in_plain_chinese():
 def test_package_eligibility_by_sex_and_age():
     items = [rules.PackageItemSpec("妇科检查", sex="F", min_age=18), rules.PackageItemSpec("血常规")]
     assert rules.ineligible_items(items, sex="M", birth=date(1980, 1, 1), day=DAY) == [("妇科检查", "sex")]
-    assert rules.ineligible_items(items, sex="F", birth=date(2010, 1, 1), day=DAY) == [("妇科检查", "too_young")]
+    assert rules.ineligible_items(items, sex="F", birth=date(2010, 1, 1), day=DAY) == [
+        ("妇科检查", "too_young")
+    ]
     assert rules.ineligible_items(items, sex="F", birth=date(1980, 1, 1), day=DAY) == []
