@@ -221,3 +221,12 @@ def test_the_schemas_render_in_the_openapi_document(db, client):
     assert "/api/v1/community/organisations" in paths
     schemas = response.json()["components"]["schemas"]
     assert schemas["OrganisationCreate"]["properties"]["name"]["maxLength"] == 100
+
+
+def test_mark_staff_as_left_over_http(community, staff_of, login):
+    nurse = staff_of(policy.NURSE)
+    client = login(staff_of(policy.SYSADMIN))
+    response = _post(client, f"{API}/staff/{nurse.pk}/status", {"is_active": False, "reason": "退休"})
+    assert response.status_code == 200, response.content
+    assert response.json()["is_active"] is False
+    assert _post(client, f"{API}/staff/{nurse.pk}/status", {"is_active": "perhaps"}).status_code == 422

@@ -195,3 +195,15 @@ def test_secadmin_is_not_offered_its_own_roles(community, staff_of, login):
     html = login(me).get(reverse("community:org-detail", args=["COUNTY01"])).content.decode()
     assert reverse("community:role-assign", args=[other.pk]) in html
     assert reverse("community:role-assign", args=[me.pk]) not in html
+
+
+def test_sysadmin_marks_a_member_as_left_from_the_row(community, staff_of, login):
+    nurse = staff_of(policy.NURSE, name="周护士")
+    client = login(staff_of(policy.SYSADMIN))
+    html = client.get(reverse("community:org-detail", args=["COUNTY01"])).content.decode()
+    assert reverse("community:staff-status", args=[nurse.pk]) in html
+    response = client.post(reverse("community:staff-status", args=[nurse.pk]), {"active": "0"}, **HX)
+    assert response.status_code == 204
+    nurse.refresh_from_db()
+    assert not nurse.is_active
+    assert "周护士 已标记为离职" in client.get(response["HX-Redirect"]).content.decode()

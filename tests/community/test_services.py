@@ -283,3 +283,26 @@ def test_bad_phone_is_refused(community, actor_of):
     with pytest.raises(InvalidInput) as exc:
         _org(actor_of(policy.SYSADMIN), "VC0102", "village_clinic", "TS01", phone="call me")
     assert exc.value.field == "phone"
+
+
+def test_staff_who_left_cannot_sign_in_and_hold_nothing(community, actor_of, staff_of):
+    sysadmin = actor_of(policy.SYSADMIN)
+    doctor = staff_of(policy.DOCTOR)
+    services.set_staff_active(actor=sysadmin, staff=doctor, active=False, reason="调离")
+    doctor.refresh_from_db()
+    doctor.user.refresh_from_db()
+    assert not doctor.is_active and not doctor.user.is_active
+    assert not actor_for_user(doctor.user).is_authenticated
+    assert AuditEvent.objects.filter(action="community.staff.deactivate", reason="调离").exists()
+    services.set_staff_active(actor=sysadmin, staff=doctor.pk, active=True)
+    doctor.user.refresh_from_db()
+    assert actor_for_user(doctor.user).roles == {policy.DOCTOR}
+
+
+def test_only_the_system_administrator_marks_staff_as_left(community, actor_of, staff_of):
+    doctor = staff_of(policy.DOCTOR)
+    with pytest.raises(PermissionDenied):
+        services.set_staff_active(actor=actor_of(policy.SECADMIN), staff=doctor, active=False)
+    me = staff_of(policy.SYSADMIN)
+    with pytest.raises(PermissionDenied):
+        services.set_staff_active(actor=actor_for_user(me.user), staff=me, active=False)

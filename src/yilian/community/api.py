@@ -22,6 +22,7 @@ from yilian.community.schemas import (
     RoleRead,
     StaffCreate,
     StaffRead,
+    StaffStatus,
 )
 
 router = Router(tags=["community"])
@@ -204,6 +205,16 @@ def list_staff(request, filters: Query[StaffFilter]):
 def create_staff(request, payload: StaffCreate):
     staff = services.create_staff(actor=request.actor, **payload.dict())
     return Status(201, staff_out(selectors.staff_visible_to(request.actor).get(pk=staff.pk)))
+
+
+@router.post("/staff/{int:staff_id}/status", response=StaffRead)
+@requires(policy.STAFF_MANAGE)
+def set_staff_status(request, staff_id: int, payload: StaffStatus):
+    """Mark a member of staff as left (离职, cannot sign in) or back."""
+    services.set_staff_active(
+        actor=request.actor, staff=staff_id, active=payload.is_active, reason=payload.reason
+    )
+    return staff_out(selectors.staff_visible_to(request.actor).get(pk=staff_id))
 
 
 @router.post("/staff/{int:staff_id}/roles", response={201: RoleRead})

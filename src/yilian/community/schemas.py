@@ -129,6 +129,11 @@ class StaffRead(Schema):
     roles: list[RoleRead]
 
 
+class StaffStatus(Schema):
+    is_active: bool
+    reason: str = Field("", max_length=200, description="停用/启用原因（审计）")
+
+
 class RoleAssign(Schema):
     role: str = Field(..., max_length=20)
     organisation_code: str = Field(..., max_length=32)

@@ -425,6 +425,30 @@ def create_staff(
     return staff
 
 
+@transaction.atomic
+def set_staff_active(*, actor: Actor, staff: Staff | int, active: bool, reason: str = "") -> Staff:
+    """Mark a member of staff as left (离职) or back. A member who has left cannot sign in
+    (``User.is_active``) and their role assignments, kept for the record, grant nothing."""
+    _require(actor, policy.STAFF_MANAGE)
+    member = _staff_locked(staff)
+    if not policy.covers(actor, policy.STAFF_MANAGE, member.organisation.path):
+        raise UnknownStaff()
+    if actor.staff_id is not None and actor.staff_id == member.pk:
+        raise PermissionDenied(_("不能停用自己的账号。"))
+    if member.is_active == active:
+        return member
+    member.is_active = active
+    member.save(update_fields=["is_active"])
+    type(member.user).objects.filter(pk=member.user_id).update(is_active=active)
+    audit.record(
+        actor,
+        "community.staff.activate" if active else "community.staff.deactivate",
+        target=Target("staff", member.pk),
+        reason=reason,
+    )
+    return member
+
+
 # --- roles -------------------------------------------------------------------------------------------
 
 

@@ -256,3 +256,24 @@ def role_revoke(request, staff_id: int, role_id: int):
     except DomainError as exc:
         error = str(exc.message)
     return _roles_cell(request, staff_id, error=error)
+
+
+@requires(policy.STAFF_MANAGE)
+@require_POST
+def staff_status(request, staff_id: int):
+    """Mark a member of staff as left or back (system administrator), then show the page again."""
+    member = selectors.staff_for(request.actor, staff_id)
+    active = request.POST.get("active") == "1"
+    try:
+        services.set_staff_active(actor=request.actor, staff=member, active=active)
+    except DomainError as exc:
+        messages.error(request, str(exc.message))
+    else:
+        done = _("%(name)s 已恢复在职。") if active else _("%(name)s 已标记为离职，不能再登录。")
+        messages.success(request, done % {"name": member.name})
+    url = reverse("community:org-detail", args=[member.organisation.code]) + "#staff"
+    if _is_htmx(request):
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
