@@ -62,10 +62,10 @@ def test_doctor_calls_next_and_the_display_board_shows_it(
     doctor.screenshot(path=str(artifacts / "queueing-doctor-screen.png"))
 
     now = board.locator(".d-now .nm").first
-    now.filter(has_text="张*丰").wait_for(timeout=2500)
+    now.filter(has_text="张*丰").wait_for(timeout=3000)
     board.locator("#banner").filter(has_text="请1号张*丰到3诊室就诊").wait_for(timeout=1000)
     assert "张三丰" not in board.locator("body").inner_text()
-    board.wait_for_function("window.__spoken.length >= 3", timeout=2000)
+    board.wait_for_function("window.__spoken.length >= 3", timeout=3000)
     spoken = board.evaluate("window.__spoken")
     assert spoken[:3] == ["请1号张三丰到3诊室就诊", "请1号张三丰到3诊室就诊", "请2号欧阳娜娜准备"]
     board.screenshot(path=str(artifacts / "queueing-display-board.png"))
