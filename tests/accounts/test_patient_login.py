@@ -279,3 +279,26 @@ def test_asking_again_right_after_a_code_goes_to_the_code_step(client, db, send_
     assert response.status_code == 429
     body = response.content.decode()
     assert 'name="code"' in body and 'data-code="RATE_LIMITED"' in body
+
+
+def test_patient_sent_to_sign_in_from_a_page_goes_back_to_it(client, db, send_code):
+    page = client.get("/accounts/patient/login/?next=/h5/card/").content.decode()
+    assert 'name="next" value="/h5/card/"' in page
+    with override_settings(
+        TASKS={"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    ):
+        step = client.post(reverse("accounts:patient-send-code"), {"phone": PHONE, "next": "/h5/card/"}, **HX)
+    assert step.content.decode().count('name="next" value="/h5/card/"') == 2  # verify and resend forms
+    code = send_code(OTHER)
+    response = client.post(
+        reverse("accounts:patient-verify"), {"phone": OTHER, "code": code, "next": "/h5/card/"}, **HX
+    )
+    assert response["HX-Redirect"] == "/h5/card/"
+
+
+def test_offsite_next_is_ignored_for_patients(client, db, send_code):
+    code = send_code(PHONE)
+    response = client.post(
+        reverse("accounts:patient-verify"), {"phone": PHONE, "code": code, "next": "//evil.example/"}
+    )
+    assert response["Location"] == "/h5/"

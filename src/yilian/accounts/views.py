@@ -163,7 +163,8 @@ def _patient_page(request, step: str, context: dict, status: int = 200):
     template = (
         f"accounts/patient_login.html#step-{step}" if _is_htmx(request) else "accounts/patient_login.html"
     )
-    return render(request, template, {"step": step, **context}, status=status)
+    # ``next`` (a page the patient was sent to sign in from, e.g. an SMS link) rides along both steps.
+    return render(request, template, {"step": step, "next": _safe_next(request), **context}, status=status)
 
 
 @never_cache
@@ -172,7 +173,7 @@ def _patient_page(request, step: str, context: dict, status: int = 200):
 def patient_login(request):
     """Step 1: the phone number (phone-sized H5 page)."""
     if request.user.is_authenticated and request.user.kind == User.Kind.PATIENT:
-        return redirect(patient_home())
+        return redirect(_safe_next(request) or patient_home())
     timed_out = request.session.pop(TIMED_OUT_KEY, None)
     return _patient_page(request, "phone", {"phone": "", "timed_out": timed_out})
 
@@ -213,7 +214,7 @@ def patient_verify(request):
     except DomainError as exc:
         return _patient_page(request, "code", {**_code_context(phone), "error": exc}, status=exc.status)
     login(request, user)
-    return _hx_redirect(request, patient_home())
+    return _hx_redirect(request, _safe_next(request) or patient_home())
 
 
 # --- security administrator ----------------------------------------------------------------
