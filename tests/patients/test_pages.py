@@ -205,3 +205,10 @@ def test_a_presented_card_opens_a_record_outside_scope_for_a_while(staff_of, com
     assert AuditEvent.objects.filter(
         patient_id=patient.pk, action="patient.view", reason="profile", outcome="ok"
     ).exists()
+
+
+def test_pages_with_identifiers_are_never_cached(doctor_client, community):
+    patient = f.make_patient(community.village)
+    assert "no-store" in doctor_client.get(f"/patients/{patient.pk}/")["Cache-Control"]
+    assert "no-store" in doctor_client.post(f"/patients/{patient.pk}/reveal-id/", **HX)["Cache-Control"]
+    assert "no-store" in doctor_client.get(f"/api/v1/patients/{patient.pk}")["Cache-Control"]

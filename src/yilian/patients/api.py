@@ -4,6 +4,7 @@ Thin: parse, call one service or selector, shape the response. Lists carry maske
 only; the full record (decrypted) is read through ``selectors.access_patient``, which audits it.
 """
 
+from django.http import HttpResponse
 from ninja import Query, Router, Schema
 from ninja.responses import Status
 from pydantic import Field
@@ -61,7 +62,8 @@ def search(request, params: Query[SearchParams]):
 
 @router.get("/{int:patient_id}", response=PatientRead, summary="患者完整档案（查阅留痕）")
 @requires(policy.PATIENT_VIEW)
-def read(request, patient_id: int):
+def read(request, patient_id: int, response: HttpResponse):
+    response["Cache-Control"] = "no-store"  # decrypted identifiers: never kept by a proxy or browser
     return _read(selectors.access_patient(request.actor, patient_id, purpose="api"))
 
 

@@ -16,6 +16,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from yilian.common import masking, policy
@@ -139,6 +140,7 @@ def staff_home(request):
     return render(request, "patients/staff/home.html", context)
 
 
+@never_cache
 @requires(policy.PATIENT_VIEW)
 def detail(request, patient_id: int):
     """患者档案: demographics (identifiers masked until asked for), contacts, family, card, access log."""
@@ -166,6 +168,7 @@ def detail(request, patient_id: int):
     return render(request, "patients/staff/detail.html", context)
 
 
+@never_cache
 @require_POST
 @requires(policy.PATIENT_VIEW)
 def reveal_id(request, patient_id: int):
@@ -174,6 +177,7 @@ def reveal_id(request, patient_id: int):
     return render(request, "patients/staff/detail.html#revealed", {"value": patient.id_number})
 
 
+@never_cache
 @require_POST
 @requires(policy.PATIENT_VIEW)
 def reveal_phone(request, patient_id: int):
@@ -246,6 +250,7 @@ def register(request):
     return render(request, "patients/staff/register.html", _form_context(request, form))
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 @requires(policy.PATIENT_UPDATE)
 def edit(request, patient_id: int):
