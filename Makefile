@@ -60,5 +60,9 @@ test-postgres: assets sysdeps
 
 test: lint test-sqlite test-postgres
 
+bench: assets sysdeps
+	$(PY) bench/patient_search.py
+	$(PY) bench/booking_rush.py
+
 clean:
 	rm -rf $(VENV) node_modules src/yilian/static/vendor var

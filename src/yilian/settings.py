@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "template_partials",
+    "ninja",  # serves the interactive API docs' assets locally (no CDN on an intranet)
     "django_tasks",
     "django_tasks_db",
     "yilian.common",
