@@ -74,7 +74,7 @@ def test_forty_patients_race_for_one_segment(centre, concurrent_db):
     jobs = []
     for i in range(RACERS):
         patient = f.make_patient(
-            centre.community.village, name=f"抢约{i}", birth=date(1960, 1, 1 + i % 28), seq=500 + i
+            centre.community.village, name=f"抢约{i}", id_number=f.valid_id(date(1960, 1, 1), seq=500 + i)
         )
         order = centre.order("CT-HEAD", patient=patient)
 
@@ -106,7 +106,7 @@ def test_package_daily_capacity_holds_under_a_race(centre, concurrent_db):
     jobs = []
     for i in range(30):
         patient = f.make_patient(
-            centre.community.village, name=f"体检{i}", birth=date(1970, 2, 1 + i % 28), seq=700 + i
+            centre.community.village, name=f"体检{i}", id_number=f.valid_id(date(1970, 2, 1), seq=700 + i)
         )
 
         def job(patient=patient):
