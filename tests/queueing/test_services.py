@@ -377,3 +377,11 @@ def test_ended_session_leaves_the_screen_after_thirty_minutes(clinic, monkeypatc
     assert [q.pk for q in selectors.display_queues(display, DAY)] == [queue_of(clinic).pk]
     monkeypatch.setattr(selectors.timezone, "now", lambda: at(12, 31))
     assert selectors.display_queues(display, DAY) == []
+
+
+def test_cancelled_sign_in_can_sign_in_again(clinic):
+    _b, appointment = clinic.book()
+    first = clinic.sign_in(appointment, at(8, 0)).entry
+    services.cancel_sign_in(actor=clinic.nurse_actor, entry_id=first.pk, at=at(8, 5))
+    again = clinic.sign_in(appointment, at(8, 20))
+    assert again.created and again.entry.pk != first.pk and again.entry.state == rules.WAITING

@@ -302,7 +302,9 @@ def _check_in(
     if existing is not None:
         ticket = ticket_for(existing)
         return dataclasses.replace(ticket, created=False), None
-    if appointment.status != scheduling_rules.BOOKED or session.status != ClinicSession.Status.OPEN:
+    # ARRIVED without a live ticket: signed in before, then the sign-in was cancelled (取消签到).
+    signable = (scheduling_rules.BOOKED, scheduling_rules.ARRIVED)
+    if appointment.status not in signable or session.status != ClinicSession.Status.OPEN:
         raise errors.AppointmentNotSignable()
 
     status = rules.signin_status(at, appointment.slot.starts_at, session.ends_at)
@@ -366,7 +368,8 @@ def _check_in(
         target=_target(entry),
         detail={"queue": queue.pk, "seq": entry.seq, "late": late, "card": bool(token)},
     )
-    _appointment_hook("mark_arrived", actor, appointment.pk, at)
+    if appointment.status == scheduling_rules.BOOKED:
+        _appointment_hook("mark_arrived", actor, appointment.pk, at)
     return ticket_for(entry), None
 
 
