@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.urls import reverse
 
 from tests import factories as f
+from yilian.accounts.models import User
 from yilian.common import policy
 from yilian.common.models import AuditEvent
-from yilian.community.models import Department, Organisation, RoleAssignment
+from yilian.community.models import Department, Organisation, RoleAssignment, Staff
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -207,3 +208,30 @@ def test_sysadmin_marks_a_member_as_left_from_the_row(community, staff_of, login
     nurse.refresh_from_db()
     assert not nurse.is_active
     assert "周护士 已标记为离职" in client.get(response["HX-Redirect"]).content.decode()
+
+
+def _cheap_staff(username, role, org, name):
+    """Staff without a password hash (Argon2 is slow on purpose; these sign in by force_login)."""
+    user = User(username=username, kind=User.Kind.STAFF)
+    user.set_unusable_password()
+    user.save()
+    staff = Staff.objects.create(user=user, name=name, organisation=org)
+    RoleAssignment.objects.create(staff=staff, role=role, organisation=org)
+    return staff
+
+
+def test_staff_list_is_paged_and_searchable(community, client, django_assert_max_num_queries):
+    reader = _cheap_staff("reader", policy.DOCTOR, community.county, name="读者")
+    for i in range(60):
+        _cheap_staff(f"s{i:02d}", policy.NURSE, community.county, name=f"护士{i:02d}")
+    client.force_login(reader.user)
+    url = reverse("community:org-detail", args=["COUNTY01"])
+    with django_assert_max_num_queries(16):
+        first = client.get(url).content.decode()
+    assert "共 61 人" in first and "第 1 / 2 页" in first
+    assert first.count('data-staff="') == 50
+    second = client.get(url, {"page": 2}).content.decode()
+    assert second.count('data-staff="') == 11
+    found = client.get(url, {"q": "护士07"}).content.decode()
+    assert found.count('data-staff="') == 1 and "护士07" in found
+    assert "没有找到" in client.get(url, {"q": "无此人"}).content.decode()

@@ -8,7 +8,8 @@ HTMX form posts re-render their own panel with errors inline, or redirect (``HX-
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db.models import Count
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -27,6 +28,8 @@ from yilian.community.forms import (
     StaffForm,
 )
 from yilian.community.models import Organisation, Staff
+
+STAFF_PER_PAGE = 50
 
 KIND_CSS = {
     Organisation.Kind.COUNTY_HOSPITAL: "county",
@@ -100,14 +103,20 @@ def org_children(request, code: str):
 def _detail_context(request, org: Organisation, **forms) -> dict:
     actor = request.actor
     departments = list(selectors.departments_of(org))
-    staff = list(selectors.staff_visible_to(actor).filter(organisation=org))
+    query = (request.GET.get("q") or "").strip()[:40]
+    staff_qs = selectors.staff_visible_to(actor).filter(organisation=org)
+    if query:
+        staff_qs = staff_qs.filter(Q(name__icontains=query) | Q(user__username__icontains=query))
+    staff_page = Paginator(staff_qs, STAFF_PER_PAGE).get_page(request.GET.get("page"))
     caps = _capabilities(actor)
     context = {
         "org": org,
         "ancestors": selectors.ancestors(org),
         "children": list(selectors.children_with_counts(org)),
         "departments": departments,
-        "staff": staff,
+        "staff": staff_page.object_list,
+        "staff_page": staff_page,
+        "staff_query": query,
         "staff_in_scope": policy.covers(actor, policy.ORG_VIEW, org.path),
         "kind_css": KIND_CSS,
         "role_labels": policy.ROLE_LABELS,
