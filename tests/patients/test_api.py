@@ -196,3 +196,11 @@ def test_merge_endpoint_refuses_doctors(doctor_client, community):
 
 def test_anonymous_is_401(client):
     assert client.get(URL, {"q": "zs"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "params", [{"q": "zs", "limit": 1000}, {"q": "zs", "limit": "many"}, {"q": "张" * 65}]
+)
+def test_bad_search_parameters_are_422(doctor_client, params):
+    response = doctor_client.get(URL, params)
+    assert response.status_code == 422 and response.json()["code"] == "VALIDATION_ERROR"
