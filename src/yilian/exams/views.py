@@ -51,6 +51,8 @@ def centre(request):
     if request.headers.get("HX-Request") and request.GET.get("part") == "grid":
         return render(request, "exams/_grid.html", context)
     context["waiting"] = selectors.patients_with_open_orders(request.actor)
+    if request.headers.get("HX-Request") and request.GET.get("part") == "waiting":
+        return render(request, "exams/_waiting.html", context)
     return render(request, "exams/centre.html", context)
 
 
@@ -118,10 +120,16 @@ def my_exams(request):
         appointments = selectors.appointments_visible_to(actor).filter(
             patient=p, status__in=rules.ACTIVE, starts_at__gte=timezone.now()
         )
+        visits: dict[date, list] = {}
+        for a in appointments.order_by("starts_at"):
+            visits.setdefault(a.service_date, []).append(a)
         sections.append(
             {
                 "patient": p,
-                "appointments": list(appointments.order_by("starts_at")),
+                "visits": [
+                    {"day": d, "items": items, "preparation": items[0].preparation.splitlines()}
+                    for d, items in visits.items()
+                ],
                 "proposal": proposal,
                 "open_orders": list(proposal.orders.values()),
             }
