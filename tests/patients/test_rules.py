@@ -146,7 +146,10 @@ def test_contacts_may_give_a_landline():
     assert rules.check_contact_phone("0535-1234567") == "05351234567"
 
 
-@pytest.mark.parametrize("name", ["张三", "欧阳娜娜", "买买提·艾力", "John Smith", "Mary-Jane O'Neil", "李"])
+@pytest.mark.parametrize(
+    "name",
+    ["张三", "欧阳娜娜", "买买提·艾力", "John Smith", "Mary-Jane O'Neil", "李", "王\U00020bb7", "李〇"],
+)
 def test_accepted_names(name):
     assert rules.check_name(f"  {name} ") == name
 

@@ -50,11 +50,12 @@ _RESIDENT_REASONS = {
 }
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
-# Chinese names: CJK ideographs (incl. extension A) with the middle dot of transliterated
-# minority names (买买提·艾力). Latin names: letters with spaces, middle dot, hyphen, apostrophe, period.
-_CHINESE_NAME = re.compile(
-    r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+(?:[·•][\u3400-\u4dbf\u4e00-\u9fff]+)*$"
-)
+# Chinese names: CJK ideographs with the middle dot of transliterated minority names (买买提·艾力).
+# Rare characters (生僻字) outside the BMP (CJK extensions B–H) occur in real names and must be
+# accepted, and so must 〇 (U+3007). Latin names: letters with spaces, middle dot, hyphen,
+# apostrophe, period.
+_HAN = "\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef\U00030000-\U000323af"
+_CHINESE_NAME = re.compile(f"^[{_HAN}]+(?:[·•][{_HAN}]+)*$")
 _LATIN_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z .'·-]*[A-Za-z.])?$")
 NAME_MAX = 50
 
