@@ -306,3 +306,12 @@ def test_only_the_system_administrator_marks_staff_as_left(community, actor_of, 
     me = staff_of(policy.SYSADMIN)
     with pytest.raises(PermissionDenied):
         services.set_staff_active(actor=actor_for_user(me.user), staff=me, active=False)
+
+
+def test_an_edit_with_a_refused_status_change_writes_nothing(community, actor_of):
+    sysadmin = actor_of(policy.SYSADMIN)
+    with pytest.raises(Conflict):
+        services.update_organisation(actor=sysadmin, code="TS01", name="新名称", status="closed")
+    township = Organisation.objects.get(code="TS01")
+    assert (township.name, township.status) == ("留格庄镇卫生院", "active")
+    assert not AuditEvent.objects.filter(action__startswith="community.organisation").exists()

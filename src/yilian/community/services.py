@@ -235,9 +235,12 @@ def create_organisation(
 
 
 @transaction.atomic
-def update_organisation(*, actor: Actor, code: str, **changes: Any) -> Organisation:
-    """Change an organisation's name, address or contact. Kind and position are fixed at creation
-    (moving a subtree re-scopes every patient under it and is a data migration, not an edit)."""
+def update_organisation(
+    *, actor: Actor, code: str, status: str | None = None, reason: str = "", **changes: Any
+) -> Organisation:
+    """Change an organisation's name, address or contact, and (with ``status``) its status, all or
+    nothing. Kind and position are fixed at creation (moving a subtree re-scopes every patient
+    under it and is a data migration, not an edit)."""
     _require(actor, policy.ORG_MANAGE)
     org = community_selectors.organisation_by_code(code, as_input=False)
     org = Organisation.objects.select_for_update().get(pk=org.pk)
@@ -259,16 +262,17 @@ def update_organisation(*, actor: Actor, code: str, **changes: Any) -> Organisat
         if getattr(org, field) != value:
             setattr(org, field, value)
             changed.append(field)
-    if not changed:
-        return org
-    _full_clean(org)
-    org.save(update_fields=changed)
-    audit.record(
-        actor,
-        "community.organisation.update",
-        target=Target("organisation", org.pk),
-        detail={"code": org.code, "fields": changed},
-    )
+    if changed:
+        _full_clean(org)
+        org.save(update_fields=changed)
+        audit.record(
+            actor,
+            "community.organisation.update",
+            target=Target("organisation", org.pk),
+            detail={"code": org.code, "fields": changed},
+        )
+    if status is not None:
+        org = set_organisation_status(actor=actor, code=org.code, status=status, reason=reason)
     return org
 
 

@@ -183,9 +183,7 @@ def org_update(request, code: str):
     """Edit an organisation's descriptive fields and status (system administrator)."""
 
     def save(org, data):
-        status, reason = data.pop("status"), data.pop("reason")
         org = services.update_organisation(actor=request.actor, code=org.code, **data)
-        services.set_organisation_status(actor=request.actor, code=org.code, status=status, reason=reason)
         return _("已保存机构信息：%(name)s") % {"name": org.name}
 
     return _form_post(
