@@ -421,10 +421,11 @@ def merge_patients(*, actor: Actor, survivor_id: int, duplicate_id: int, reason:
         raise PatientDataInvalid("MERGE_REASON_REQUIRED", "reason")
     if survivor_id == duplicate_id:
         raise PatientDataInvalid("MERGE_SAME_PATIENT", "duplicate_id")
-    # Lock in id order so that two concurrent merges of the same pair cannot deadlock.
+    # Lock in id order so that two concurrent merges of the same pair cannot deadlock; lock the
+    # patient rows only (``of``), not the joined organisation rows that every new patient references.
     locked = {
         p.pk: p
-        for p in Patient.objects.select_for_update()
+        for p in Patient.objects.select_for_update(of=("self",))
         .select_related("home_org")
         .filter(pk__in=[survivor_id, duplicate_id])
         .order_by("pk")
