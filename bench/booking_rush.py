@@ -12,8 +12,8 @@ Not a test: it prints figures. ``.venv/bin/python bench/booking_rush.py [--clien
    at once, each with its own session cookie and idempotency key.
 5. Checks: booked count, oversold (a slot with more than one occupying appointment, or more
    bookings than numbers) — must be 0.
-6. In the same run, the database's own commit rate for the comparable raw transaction (SKIP LOCKED
-   pick + conditional UPDATE + INSERT, on a copy of the slot and appointment tables) with pgbench at
+6. In the same run, the database's own commit rate for the comparable raw transaction (the app's SKIP LOCKED
+   claim (one UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)) + INSERT, on a copy of the slot and appointment tables) with pgbench at
    16 clients (a psycopg loop if pgbench is missing), and ``ratio`` = app throughput / db rate.
 
 The last line is one JSON object (ARCHITECTURE.md "Where the figures go").
@@ -263,15 +263,14 @@ RAW_SETUP = """
 DROP TABLE IF EXISTS bench_slot, bench_appointment;
 CREATE TABLE bench_slot (LIKE scheduling_slot INCLUDING ALL);
 CREATE TABLE bench_appointment (LIKE scheduling_appointment INCLUDING ALL);
-INSERT INTO bench_slot (session_id, seq, starts_at, ends_at, pool, status)
-  SELECT 1, g, now(), now() + interval '30 minutes', 'public', 'free' FROM generate_series(1, {rows}) g;
+INSERT INTO bench_slot (session_id, seq, starts_at, ends_at, pool, status, for_waitlist)
+  SELECT 1, g, now(), now() + interval '30 minutes', 'public', 'free', false FROM generate_series(1, {rows}) g;
 ANALYZE bench_slot;
 """
 
 PGBENCH_SCRIPT = """\\set pid random(1, 1000000000)
 BEGIN;
-SELECT id AS slot_id FROM bench_slot WHERE session_id = 1 AND status = 'free' AND pool = 'public' ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED \\gset
-UPDATE bench_slot SET status = 'booked' WHERE id = :slot_id AND status = 'free';
+UPDATE bench_slot SET status = 'booked' WHERE id = (SELECT id FROM bench_slot WHERE session_id = 1 AND status = 'free' AND pool = 'public' AND NOT for_waitlist AND (available_from IS NULL OR available_from <= now()) ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id AS slot_id \\gset
 INSERT INTO bench_appointment (patient_id, session_id, slot_id, service_date, period, department_id, status, cancel_reason, channel, idempotency_key, created_by_id, booked_at) VALUES (:pid, 1, :slot_id, current_date, 'am', 1, 'booked', '', 'app', md5(random()::text), 1, now());
 END;
 """
@@ -281,7 +280,7 @@ def db_rate(url: str, clients: int, seconds: int) -> tuple[float, str]:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(RAW_SETUP.format(rows=max(50_000, clients * seconds * 4000)))
+        conn.execute(RAW_SETUP.format(rows=max(50_000, seconds * 6000)))
     pgbench = shutil.which("pgbench")
     if pgbench:
         with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
@@ -327,12 +326,11 @@ def db_rate(url: str, clients: int, seconds: int) -> tuple[float, str]:
             while time.perf_counter() < stop:
                 with conn.transaction():
                     row = conn.execute(
-                        "SELECT id FROM bench_slot WHERE session_id = 1 AND status = 'free' AND pool = 'public' "
-                        "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+                        "UPDATE bench_slot SET status = 'booked' WHERE id = (SELECT id FROM bench_slot "
+                        "WHERE session_id = 1 AND status = 'free' AND pool = 'public' AND NOT for_waitlist "
+                        "AND (available_from IS NULL OR available_from <= now()) "
+                        "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id"
                     ).fetchone()
-                    conn.execute(
-                        "UPDATE bench_slot SET status = 'booked' WHERE id = %s AND status = 'free'", row
-                    )
                     conn.execute(
                         "INSERT INTO bench_appointment (patient_id, session_id, slot_id, service_date, period, "
                         "department_id, status, cancel_reason, channel, idempotency_key, created_by_id, booked_at) "
