@@ -186,3 +186,10 @@ def test_refused_names(name, code):
 )
 def test_query_kinds(query, kind):
     assert rules.query_kind(query) == kind
+
+
+def test_old_15_digit_ids_upgrade_to_18_digits():
+    new = f.valid_id(date(1965, 4, 30), "M")
+    old = new[:6] + new[8:17]
+    assert rules.upgrade_old_resident_id(old) == new
+    assert rules.upgrade_old_resident_id(new) is None

@@ -106,3 +106,9 @@ def test_unsupported_query_returns_nothing(doctor, community):
 def test_like_wildcards_are_literal(doctor, community):
     f.make_patient(community.village, name="张三")
     assert _names(doctor, "张%") == []
+
+
+def test_an_old_15_digit_id_finds_the_patient(doctor, community):
+    number = f.valid_id(date(1965, 4, 30), "M")
+    f.make_patient(community.village, name="张三", id_number=number)
+    assert _names(doctor, number[:6] + number[8:17]) == ["张三"]

@@ -137,6 +137,20 @@ def check_identity(
     return Identity(id_type, number, birth_date, sex)
 
 
+def upgrade_old_resident_id(raw: str) -> str | None:
+    """A first-generation 15-digit resident ID (一代证, GB 11643-1989) as its 18-digit form.
+
+    The 18-digit form inserts the century ``19`` before the 2-digit year and appends the check
+    character (GB 11643-1999); staff still meet old numbers on paper records. ``None`` if ``raw``
+    is not 15 digits.
+    """
+    number = normalise_id(raw)
+    if not re.fullmatch(r"\d{15}", number):
+        return None
+    first17 = number[:6] + "19" + number[6:]
+    return first17 + resident_id.check_char(first17)
+
+
 def normalise_phone(raw: str) -> str:
     """Digits only, without the ``+86``/``86`` country prefix."""
     digits = re.sub(r"[\s()-]", "", raw or "")

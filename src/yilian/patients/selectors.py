@@ -216,6 +216,9 @@ def search_patients(actor: Actor, q: str, limit: int = 20) -> SearchResult:
         )
     elif kind == "id":
         match = Q(id_hash=crypto.blind_index("id", rules.normalise_id(compact)))
+        upgraded = rules.upgrade_old_resident_id(compact)
+        if upgraded:
+            match |= Q(id_hash=crypto.blind_index("id", upgraded))
     elif kind == "initials":
         match = _prefix("name_initials", compact.lower()[:32])
     elif kind == "name":
