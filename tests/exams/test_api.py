@@ -187,3 +187,52 @@ def test_packages_public_list_and_order_codes(client, centre):
     assert full.status_code == 409 and full.json()["code"] == "SLOT_UNAVAILABLE"
     past = post(client, f"{API}/packages/{basic.pk}/orders", {"patient_id": other.pk, "date": "2020-01-01"})
     assert past.status_code == 422
+
+
+def test_reschedule_moves_the_appointment_atomically(client, centre):
+    order = centre.order("MR-HEAD")
+    mr1 = centre.resources["MR1"].pk
+    client.force_login(centre.account.user)
+    url = f"{API}/patients/{centre.patient.pk}/plan"
+    first = post(
+        client,
+        url,
+        {"items": [{"order_id": order.pk, "resource_id": mr1, "starts_at": centre.at(9).isoformat()}]},
+    )
+    appointment_id = first.json()[0]["id"]
+    moved = post(
+        client,
+        f"{API}/appointments/{appointment_id}/reschedule",
+        {"resource_id": mr1, "starts_at": centre.at(10).isoformat()},
+    )
+    assert moved.status_code == 201 and moved.json()["id"] != appointment_id
+    old = ExamAppointment.objects.get(pk=appointment_id)
+    assert old.status == "cancelled" and old.cancel_reason == "oth-rescheduled"
+    # Moving a cancelled appointment is refused (§8).
+    again = post(
+        client,
+        f"{API}/appointments/{appointment_id}/reschedule",
+        {"resource_id": mr1, "starts_at": centre.at(11).isoformat()},
+    )
+    assert again.status_code == 422 and again.json()["code"] == "INVALID_STATUS_TRANSITION"
+
+
+def test_a_patient_cannot_cancel_an_exam_already_signed_in(client, centre):
+    order = centre.order("CT-HEAD")
+    client.force_login(centre.account.user)
+    booked = post(
+        client,
+        f"{API}/patients/{centre.patient.pk}/plan",
+        {
+            "items": [
+                {
+                    "order_id": order.pk,
+                    "resource_id": centre.resources["CT1"].pk,
+                    "starts_at": centre.at(9).isoformat(),
+                }
+            ]
+        },
+    )
+    ExamAppointment.objects.filter(pk=booked.json()[0]["id"]).update(status="arrived")
+    response = post(client, f"{API}/appointments/{booked.json()[0]['id']}/cancel", {})
+    assert response.status_code == 422

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import date, timedelta
 
 import pytest
@@ -248,3 +249,16 @@ def test_package_daily_capacity_and_eligibility(centre):
         )
     message = InboxMessage.objects.filter(recipient=centre.account.user).latest("id")
     assert "空腹" in message.body or "禁食" in message.body
+
+
+def test_seed_command_is_idempotent(centre):
+    from django.core.management import call_command
+
+    from yilian.exams.models import ExamResource, ExamType
+
+    before = (ExamType.objects.count(), ExamResource.objects.count(), ExamSlot.objects.count())
+    out = io.StringIO()
+    call_command("exams_seed", days=3, stdout=out)
+    assert "exam types" in out.getvalue()
+    assert (ExamType.objects.count(), ExamResource.objects.count()) == before[:2]
+    assert ExamSlot.objects.count() == before[2]

@@ -701,8 +701,8 @@ def reschedule(
     if appointment is None:
         raise NotFound()
     patient = access_patient(actor, appointment.patient_id, purpose="exam_reschedule")
-    if appointment.status not in rules.ACTIVE:
-        raise errors.InvalidTransition()
+    if appointment.status != rules.BOOKED or appointment.starts_at <= (now or timezone.now()):
+        raise errors.InvalidTransition(_("只能改约尚未开始的已预约检查。"))
     return book_plan(
         actor=actor, patient=patient, plan=[Choice(appointment.order_id, resource_id, starts_at)], now=now
     )[0]
@@ -720,6 +720,10 @@ def cancel_exam_appointment(
     access_patient(actor, appointment.patient_id, purpose="exam_cancel")
     if appointment.starts_at <= now:
         raise errors.InvalidTransition(_("检查时段已开始或已过，不能取消。"))
+    if (
+        actor.kind == "patient" and appointment.status != rules.BOOKED
+    ):  # §8: arrived → cancelled is the hospital's
+        raise errors.InvalidTransition(_("已签到的检查请到检查科室登记台办理取消。"))
     code = rules.REASON_PATIENT if actor.kind == "patient" else rules.REASON_PROVIDER
     _cancel(appointment, actor=actor, reason_code=code, reason=reason[:200], now=now)
     return appointment
