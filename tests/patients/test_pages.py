@@ -212,3 +212,10 @@ def test_pages_with_identifiers_are_never_cached(doctor_client, community):
     assert "no-store" in doctor_client.get(f"/patients/{patient.pk}/")["Cache-Control"]
     assert "no-store" in doctor_client.post(f"/patients/{patient.pk}/reveal-id/", **HX)["Cache-Control"]
     assert "no-store" in doctor_client.get(f"/api/v1/patients/{patient.pk}")["Cache-Control"]
+
+
+def test_profile_lists_linked_accounts_with_masked_phones(doctor_client, community):
+    patient = f.make_patient(community.village)
+    f.link(f.make_patient_account("13712345678"), patient, "child")
+    page = doctor_client.get(f"/patients/{patient.pk}/").content.decode()
+    assert "137****5678" in page and "13712345678" not in page and "子女" in page

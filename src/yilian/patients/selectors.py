@@ -290,8 +290,10 @@ def contacts_of(patient: Patient) -> list[Contact]:
 
 
 def family_links_of(patient: Patient) -> list[FamilyLink]:
-    """Patient accounts that manage this patient (家庭成员绑定), without their phone numbers."""
-    return list(FamilyLink.objects.filter(patient=patient).order_by("created_at", "id"))
+    """Patient accounts that manage this patient (家庭成员绑定); show their phones masked only."""
+    return list(
+        FamilyLink.objects.filter(patient=patient).select_related("account").order_by("created_at", "id")
+    )
 
 
 def registration_problems(

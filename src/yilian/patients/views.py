@@ -153,6 +153,8 @@ def detail(request, patient_id: int):
     for c in contacts:
         c.phone_masked = masking.mask_phone(c.phone)
     links = selectors.family_links_of(patient)
+    for link in links:
+        link.phone_masked = masking.mask_phone(link.account.phone)
     context = {
         "patient": patient,
         "age": selectors.age_on(patient.birth_date),
