@@ -236,3 +236,30 @@ def test_a_patient_cannot_cancel_an_exam_already_signed_in(client, centre):
     ExamAppointment.objects.filter(pk=booked.json()[0]["id"]).update(status="arrived")
     response = post(client, f"{API}/appointments/{booked.json()[0]['id']}/cancel", {})
     assert response.status_code == 422
+
+
+def test_list_endpoints_use_a_constant_number_of_queries(client, centre, django_assert_max_num_queries):
+    client.force_login(centre.nurse.user)
+    for hour in (8, 9, 10):
+        order = centre.order("CT-HEAD")
+        post(
+            client,
+            f"{API}/patients/{centre.patient.pk}/plan",
+            {
+                "items": [
+                    {
+                        "order_id": order.pk,
+                        "resource_id": centre.resources["CT1"].pk,
+                        "starts_at": centre.at(hour).isoformat(),
+                    }
+                ]
+            },
+        )
+    with django_assert_max_num_queries(8):
+        assert len(client.get(f"{API}/appointments").json()) == 3
+    with django_assert_max_num_queries(8):
+        assert len(client.get(f"{API}/orders").json()) == 3
+    with django_assert_max_num_queries(6):
+        assert len(client.get(f"{API}/packages").json()) == 4
+    with django_assert_max_num_queries(10):
+        client.get(f"{API}/resources/{centre.resources['CT1'].pk}/calendar?date={centre.day.isoformat()}")
