@@ -47,28 +47,33 @@ def _placed(items):
     return [rules.Placed(i.key, i.spec, i.candidate.start, i.candidate.end, i.candidate.site) for i in items]
 
 
-def _brute_force_min_days(requests) -> int | None:
+def _brute_force_best(requests, fixed) -> tuple[int, int] | None:
+    """(new trips, visit days) of the best plan over every combination of segments."""
     best = None
+    fixed_days = {p.day for p in fixed}
     for combo in itertools.product(*(r.candidates for r in requests)):
         placed = [
             rules.Placed(r.key, r.spec, c.start, c.end, c.site) for r, c in zip(requests, combo, strict=True)
         ]
-        if not rules.violations(placed):
-            days = len({c.day for c in combo})
-            best = days if best is None else min(best, days)
+        if not rules.violations(placed + list(fixed)):
+            days = {c.day for c in combo}
+            score = (len(days - fixed_days), len(days))
+            best = score if best is None else min(best, score)
     return best
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(instance)
-def test_planner_is_valid_and_uses_the_fewest_days(raw):
+@given(instance, st.lists(candidate, max_size=1))
+def test_planner_is_valid_and_uses_the_fewest_days(raw, existing):
     requests = [rules.Request(i + 1, SPECS[s], tuple(cands)) for i, (s, cands) in enumerate(raw)]
-    plan = rules.plan_visits(requests)
-    assert rules.violations(_placed(plan.items)) == []
-    best = _brute_force_min_days(requests)
+    fixed = [rules.Placed("old", SPECS[3], c.start, c.end, c.site) for c in existing]
+    plan = rules.plan_visits(requests, fixed)
+    assert rules.violations(_placed(plan.items) + fixed) == []
+    best = _brute_force_best(requests, fixed)
     if best is None:
         assert not plan.optimal or plan.unplanned
     else:
         assert plan.optimal and not plan.unplanned
-        assert len(plan.days) == best
+        days = {d.day for d in plan.days}
+        assert (len(days - {p.day for p in fixed}), len(days)) == best
         assert {i.key for i in plan.items} == {r.key for r in requests}

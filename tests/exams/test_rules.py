@@ -139,3 +139,12 @@ def test_package_eligibility_by_sex_and_age():
         ("妇科检查", "too_young")
     ]
     assert rules.ineligible_items(items, sex="F", birth=date(1980, 1, 1), day=DAY) == []
+
+
+def test_planner_joins_a_day_the_patient_already_visits():
+    """A day with an existing appointment costs no extra trip, even if an earlier day is free."""
+    day2 = DAY + timedelta(days=1)
+    ecg = rules.Request(1, ECG, (cand(9), cand(10, day=day2)))
+    plan = rules.plan_visits([ecg], [placed("ct", CT, 8, day=day2)])
+    assert [d.day for d in plan.days] == [day2]
+    assert rules.plan_visits([ecg]).days[0].day == DAY

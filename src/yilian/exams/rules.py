@@ -409,12 +409,14 @@ def plan_visits(
     """E-5 "one-stop": the plan with the FEWEST visit days for all of a patient's open orders.
 
     The rules (E-3, E-4) only relate exams on the same day, so the problem splits into choosing the
-    days and then, independently per day, times for the exams of that day. The search therefore
-    tries k = 1, 2, … visit days; for each k the sets of k candidate days in calendar order (the
-    earliest days first), and for each set every assignment of orders to those days (each day used),
-    asking ``_schedule_day`` — an ordered backtracking over segments, memoised per (day, orders) —
-    whether that day's exams fit. The first success is returned: no plan with fewer days exists
-    (every smaller k was exhausted), and among plans with k days it has the earliest days and,
+    days and then, independently per day, times for the exams of that day. The cost of a set of days
+    is the number of *new* trips: days on which the patient has no appointment yet (a day already
+    visited for an earlier booking costs nothing). The search tries cost = 0, 1, 2, …; for each
+    cost every set of days with that cost, fewest days first, then in calendar order (earliest
+    first); for each set every assignment of orders to those days (each day used), asking
+    ``_schedule_day`` — an ordered backtracking over segments, memoised per (day, orders) — whether
+    that day's exams fit. The first success is returned: no plan with fewer new trips exists (every
+    smaller cost was exhausted), and among those it has the fewest days, the earliest days and,
     within a day, the earliest feasible times. Deterministic: every choice is in a fixed order.
 
     Orders with no free segment in the horizon are reported in ``unplanned`` and the rest planned.
@@ -432,9 +434,20 @@ def plan_visits(
         return Plan(days=(), unplanned=unplanned)
     days_of = {r.key: sorted({c.day for c in r.candidates}) for r in plannable}
     all_days = sorted({d for ds in days_of.values() for d in ds})
+    visited = [d for d in all_days if d in fixed_by_day]
+    new_days = [d for d in all_days if d not in fixed_by_day]
+    n = len(plannable)
 
-    for k in range(1, len(plannable) + 1):
-        for combo in itertools.combinations(all_days, k):
+    for cost in range(0, n + 1):  # cost = visit days the patient did not already have
+        combos = []
+        for j in range(0, min(len(visited), n - cost) + 1):
+            if cost + j == 0:
+                continue
+            for fresh in itertools.combinations(new_days, cost):
+                for old in itertools.combinations(visited, j):
+                    combos.append(tuple(sorted(fresh + old)))
+        combos.sort(key=lambda c: (len(c), c))
+        for combo in combos:
             if search.exhausted:
                 break
             found = _try_days(search, combo, plannable, days_of)
