@@ -60,6 +60,8 @@ def test_patient_phone_page_books_cancels_and_orders_a_package(client, centre):
         {"patient_id": centre.patient.pk, "date": centre.day.isoformat()},
     )
     assert PackageOrder.objects.filter(patient=centre.patient).count() == 1
+    page = client.get("/exams/my/").content.decode()
+    assert "基础体检套餐" in page and "不符合该套餐项目的性别或年龄要求" in page  # 女性套餐 for 张三丰
     women = centre.packages["PE-F"]
     refused = client.post(
         f"/exams/my/packages/{women.pk}/order/",
@@ -73,3 +75,7 @@ def test_patient_phone_page_books_cancels_and_orders_a_package(client, centre):
         f"/exams/my/packages/{basic.pk}/order/", {"patient_id": stranger.pk, "date": centre.day.isoformat()}
     )
     assert not PackageOrder.objects.filter(patient=stranger).exists()
+    mine = PackageOrder.objects.get(patient=centre.patient)
+    client.post(f"/exams/my/package-orders/{mine.pk}/cancel/")
+    mine.refresh_from_db()
+    assert mine.status == "cancelled"

@@ -262,3 +262,23 @@ def test_seed_command_is_idempotent(centre):
     assert "exam types" in out.getvalue()
     assert (ExamType.objects.count(), ExamResource.objects.count()) == before[:2]
     assert ExamSlot.objects.count() == before[2]
+
+
+def test_a_plan_can_swap_two_appointments_in_full_segments(centre):
+    """All places a plan gives up are freed before the new ones are claimed (E-1 atomic rebooking)."""
+    head, spine = centre.order("MR-HEAD"), centre.order("MR-LS")  # MR1: one place per segment
+    services.book_plan(
+        actor=centre.nurse_actor,
+        patient=centre.patient,
+        plan=[choice(centre, head, "MR1", 9), choice(centre, spine, "MR1", 10)],
+    )
+    swapped = services.book_plan(
+        actor=centre.nurse_actor,
+        patient=centre.patient,
+        plan=[choice(centre, head, "MR1", 10), choice(centre, spine, "MR1", 9)],
+    )
+    assert {(a.order_id, a.starts_at) for a in swapped} == {
+        (head.pk, centre.at(10)),
+        (spine.pk, centre.at(9)),
+    }
+    assert ExamAppointment.objects.filter(status__in=rules.ACTIVE).count() == 2

@@ -584,15 +584,17 @@ def _book_plan(*, actor: Actor, patient: Patient, plan: list[Choice], now: datet
     if found:
         raise _conflict(found)
 
-    booked: list[ExamAppointment] = []
-    for c in plan:
-        order = orders[c.order_id]
+    # First free every place this plan gives up (E-1: the previous appointments of rebooked
+    # orders), then claim the new ones, so an item may move into a place another item leaves.
+    moving = [c for c in plan if c not in unchanged]
+    for c in moving:
         previous = current.get(c.order_id)
         if previous is not None:
-            if (previous.resource_id, previous.starts_at) == (c.resource_id, c.starts_at):
-                booked.append(previous)
-                continue
             _cancel(previous, actor=actor, reason_code=rules.REASON_RESCHEDULED, reason="rebooked", now=now)
+    booked: list[ExamAppointment] = [current[c.order_id] for c in unchanged]
+    for c in moving:
+        order = orders[c.order_id]
+        rebooked = c.order_id in current
         slot_id = _claim(c.resource_id, c.starts_at)
         if slot_id is None:
             raise errors.SlotUnavailable(
@@ -614,14 +616,15 @@ def _book_plan(*, actor: Actor, patient: Patient, plan: list[Choice], now: datet
             booked_by_id=actor.user_id,
             booked_at=now,
         )
-        _history(appointment, "", actor, now, "rebooked" if previous else "")
+        _history(appointment, "", actor, now, "rebooked" if rebooked else "")
         audit.record(
             actor,
             "exams.appointment_book",
             target=_target(appointment),
-            detail={"order": order.pk, "resource": c.resource_id, "rebooked": previous is not None},
+            detail={"order": order.pk, "resource": c.resource_id, "rebooked": rebooked},
         )
         booked.append(appointment)
+    booked.sort(key=lambda a: a.starts_at)
 
     # Preparation instructions per visit day (E-4), stored on each appointment and sent.
     by_day: dict[date, list[ExamAppointment]] = defaultdict(list)
@@ -764,12 +767,6 @@ def order_package(
         raise NotFound()
     problems = package_problems(package, patient, service_date)
     if problems:
-        audit.refused(
-            actor,
-            "exams.package_order",
-            target=audit.Target("exams.ExamPackage", package.pk, patient.pk),
-            code=errors.PackageNotEligible.code,
-        )
         raise errors.PackageNotEligible(
             gettext("该套餐含有不适用的项目：%(list)s。") % {"list": "；".join(problems)}, items=problems
         )

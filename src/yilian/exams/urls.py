@@ -12,4 +12,5 @@ urlpatterns = [
     path("my/<int:patient_id>/book/", views.my_book, name="my-book"),
     path("my/appointments/<int:appointment_id>/cancel/", views.my_cancel, name="my-cancel"),
     path("my/packages/<int:package_id>/order/", views.my_package, name="my-package"),
+    path("my/package-orders/<int:order_id>/cancel/", views.my_package_cancel, name="my-package-cancel"),
 ]

@@ -11,11 +11,18 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from yilian.common import audit
 from yilian.common.access import PATIENT, STAFF, requires
 from yilian.common.errors import DomainError, NotFound
 from yilian.exams import rules, selectors, services
 from yilian.exams.models import ExamPackage
 from yilian.patients.models import Patient
+
+
+def _refused(request, exc: DomainError) -> str:
+    """access.md L-1: a refusal on a page is audited like one through the API; returns the message."""
+    audit.refused(request.actor, f"page:{request.method} {request.path}"[:64], code=exc.code)
+    return str(exc.message)
 
 
 def _day(value: str | None) -> date:
@@ -99,7 +106,7 @@ def plan(request, patient_id: int):
                 actor=request.actor, patient=patient, plan=services.choices_from(proposal.plan)
             )
         except DomainError as exc:
-            error = str(exc.message)
+            error = _refused(request, exc)
     context = _plan_context(request.actor, patient)
     context.update({"booked": booked, "error": error})
     response = render(request, "exams/_plan.html", context, status=422 if error else 200)
@@ -134,9 +141,14 @@ def my_exams(request):
                 "open_orders": list(proposal.orders.values()),
             }
         )
-    packages = list(selectors.active_packages())
-    package_orders = list(selectors.package_orders_visible_to(actor).filter(status="booked"))
     tomorrow = timezone.localdate() + timedelta(days=1)
+    packages = []
+    for package in selectors.active_packages():
+        eligible = [p for p in patients if not services.package_problems(package, p, tomorrow)]
+        packages.append({"package": package, "eligible": eligible})
+    package_orders = list(
+        selectors.package_orders_visible_to(actor).filter(status="booked", service_date__gte=tomorrow)
+    )
     return render(
         request,
         "exams/my.html",
@@ -162,7 +174,7 @@ def my_book(request, patient_id: int):
         )
         messages.success(request, _("已为您预约 %(n)s 项检查，请查看下方的检查前准备。") % {"n": len(booked)})
     except DomainError as exc:
-        messages.error(request, str(exc.message))
+        messages.error(request, _refused(request, exc))
     return redirect("exams:my")
 
 
@@ -175,7 +187,7 @@ def my_cancel(request, appointment_id: int):
         )
         messages.success(request, _("检查预约已取消。"))
     except DomainError as exc:
-        messages.error(request, str(exc.message))
+        messages.error(request, _refused(request, exc))
     return redirect("exams:my")
 
 
@@ -193,5 +205,16 @@ def my_package(request, package_id: int):
     except ValueError:
         messages.error(request, _("请选择体检日期。"))
     except DomainError as exc:
-        messages.error(request, str(exc.message))
+        messages.error(request, _refused(request, exc))
+    return redirect("exams:my")
+
+
+@require_POST
+@requires(PATIENT)
+def my_package_cancel(request, order_id: int):
+    try:
+        services.cancel_package_order(actor=request.actor, package_order_id=order_id)
+        messages.success(request, _("体检预约已取消。"))
+    except DomainError as exc:
+        messages.error(request, _refused(request, exc))
     return redirect("exams:my")
