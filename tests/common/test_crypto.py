@@ -34,3 +34,11 @@ def test_old_keys_still_decrypt_after_rotation(settings):
         assert crypto.decrypt(token) == "secret"
     with override_settings(FIELD_ENCRYPTION_KEYS=[Fernet.generate_key().decode()]), pytest.raises(ValueError):
         crypto.decrypt(token)
+
+
+@pytest.mark.django_db
+def test_an_empty_encrypted_column_reads_back_empty():
+    from django.utils import timezone
+
+    msg = SmsMessage.objects.create(phone="", body="x", created_at=timezone.now())
+    assert SmsMessage.objects.get(pk=msg.pk).phone == ""

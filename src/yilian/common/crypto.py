@@ -47,7 +47,8 @@ class EncryptedTextField(models.TextField):
     description = "Text encrypted at rest"
 
     def from_db_value(self, value, expression, connection):
-        return None if value is None else decrypt(value)
+        # An empty value is stored as "" (nothing to protect); everything else is ciphertext.
+        return value if value in (None, "") else decrypt(value)
 
     def get_prep_value(self, value):
         value = super().get_prep_value(value)
