@@ -32,6 +32,10 @@ def test_a_valid_token_opens_the_patient_profile(login, staff_of, community, pat
     page = client.post(reverse("patients:scan"), {"token": token + "\n"})
     assert page.status_code == 302
     assert page["Location"] == reverse("patients:detail", args=[patient.pk])
+    # The patient belongs to another township: the presented card is what opens the record.
+    profile = client.get(page["Location"])
+    assert profile.status_code == 200
+    assert patient.name in profile.content.decode()
 
 
 @pytest.mark.parametrize(

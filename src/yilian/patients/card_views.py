@@ -16,6 +16,7 @@ from yilian.common import audit, policy
 from yilian.common.access import requires
 from yilian.common.errors import DomainError
 from yilian.patients import card as health_card
+from yilian.patients import views as patient_views
 
 TOKEN_FIELD_MAX = health_card.MAX_TOKEN_LENGTH
 
@@ -35,6 +36,9 @@ def scan_page(request):
             error = exc
             status = exc.status
         else:
+            # The patient is at this desk: let this session open the record although it may be
+            # outside the desk's organisation scope (each page is still audited).
+            patient_views.remember_presented(request, patient.pk)
             return redirect(reverse("patients:detail", args=[patient.pk]))
     return render(
         request,
