@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time as time_module
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -296,16 +297,16 @@ def book_appointment(
         raise Conflict() from exc
 
 
-_PICK_SQL = """
+_FREE_WHERE = """session_id = %s AND status = 'free' AND pool = ANY(%s) AND NOT for_waitlist
+    AND (available_from IS NULL OR available_from <= %s)"""
+_CLAIM_SQL = """
 UPDATE {slot} SET status = 'booked', available_from = NULL
-WHERE id = (
-    SELECT id FROM {slot}
-    WHERE session_id = %s AND status = 'free' AND pool = ANY(%s) AND NOT for_waitlist
-      AND (available_from IS NULL OR available_from <= %s)
-    ORDER BY seq LIMIT 1 FOR UPDATE{skip}
-)
+WHERE id = (SELECT id FROM {slot} WHERE {free} ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
 RETURNING id, seq, starts_at, ends_at, pool
 """
+_ANY_FREE_SQL = "SELECT EXISTS (SELECT 1 FROM {slot} WHERE {free})"
+# How long a booking waits, at most, for bookings in flight that hold the last free-looking numbers.
+IN_FLIGHT_WAIT_SECONDS = 2.0
 
 
 def _pick_slot(session: ClinicSession, pools: tuple[str, ...], now: datetime) -> Slot | None:
@@ -313,19 +314,25 @@ def _pick_slot(session: ClinicSession, pools: tuple[str, ...], now: datetime) ->
 
     PostgreSQL: one statement locks the first free number that no other booking holds
     (``FOR UPDATE SKIP LOCKED``) and flips it, so concurrent bookings take different rows and no
-    row is shared. When every free number is locked by bookings in flight, SKIP LOCKED sees none;
-    one of those might still roll back, so before answering "none left" we wait (plain FOR UPDATE)
-    on the first number that still looks free. That happens only at the tail of a rush, and keeps
-    "k numbers, N callers → exactly min(N, k)".
+    row is shared. When every free number is locked by bookings in flight, SKIP LOCKED sees none,
+    but one of those bookings might still roll back; so, while a plain read still shows a free
+    number, we retry briefly (each statement sees the latest commits) instead of answering "none
+    left". Waiting with a blocking ``FOR UPDATE`` instead keeps locks on rows that fail the
+    re-check, which deadlocks the tail of a rush. This keeps "k numbers, N callers → exactly
+    min(N, k)".
 
     SQLite (writers serialised by ``BEGIN IMMEDIATE``): pick, then a conditional UPDATE.
     """
     if connection.vendor == "postgresql":
+        table = Slot._meta.db_table
+        claim = _CLAIM_SQL.format(slot=table, free=_FREE_WHERE)
+        any_free = _ANY_FREE_SQL.format(slot=table, free=_FREE_WHERE)
+        params = [session.pk, list(pools), now]
+        deadline = time_module.monotonic() + IN_FLIGHT_WAIT_SECONDS
+        pause = 0.002
         with connection.cursor() as cursor:
-            for skip in (" SKIP LOCKED", ""):
-                cursor.execute(
-                    _PICK_SQL.format(slot=Slot._meta.db_table, skip=skip), [session.pk, list(pools), now]
-                )
+            while True:
+                cursor.execute(claim, params)
                 row = cursor.fetchone()
                 if row is not None:
                     return Slot(
@@ -337,7 +344,11 @@ def _pick_slot(session: ClinicSession, pools: tuple[str, ...], now: datetime) ->
                         pool=row[4],
                         status=Slot.Status.BOOKED,
                     )
-        return None
+                cursor.execute(any_free, params)
+                if not cursor.fetchone()[0] or time_module.monotonic() > deadline:
+                    return None
+                time_module.sleep(pause)
+                pause = min(pause * 2, 0.05)
     base = (
         Slot.objects.filter(
             session_id=session.pk, status=Slot.Status.FREE, pool__in=pools, for_waitlist=False
@@ -629,18 +640,19 @@ def stop_session(*, actor: Actor, session_id: int, reason: str, now: datetime | 
         return session
     if session.ends_at <= now:
         raise InvalidInput(_("该出诊单元已结束，不能停诊。"), field="session")
-    # Slots first: this UPDATE waits for any booking holding a number's lock, so every booking
+    active = Appointment.objects.select_for_update(of=("self",)).filter(
+        session_id=session.pk, status__in=[Appointment.Status.HELD, Appointment.Status.BOOKED]
+    )
+    # Lock order as in cancel / confirm (appointment, then number): lock today's bookings first.
+    list(active.values_list("id", flat=True))
+    # Then the numbers: this UPDATE waits for any booking holding a number's lock, so every booking
     # that can still commit is visible to the appointment query below (READ COMMITTED).
     Slot.objects.filter(session_id=session.pk).update(status=Slot.Status.UNAVAILABLE, available_from=None)
     session.status = ClinicSession.Status.STOPPED
     session.stopped_at = now
     session.stop_reason = reason
     session.save(update_fields=["status", "stopped_at", "stop_reason"])
-    to_cancel = list(
-        Appointment.objects.select_for_update(of=("self",))
-        .filter(session_id=session.pk, status__in=[Appointment.Status.HELD, Appointment.Status.BOOKED])
-        .select_related("patient", "slot", "created_by__patient_account")
-    )
+    to_cancel = list(active.select_related("patient", "slot", "created_by__patient_account"))
     for appointment in to_cancel:
         previous = appointment.status
         appointment.status = Appointment.Status.CANCELLED
