@@ -282,3 +282,19 @@ def test_a_plan_can_swap_two_appointments_in_full_segments(centre):
         (spine.pk, centre.at(9)),
     }
     assert ExamAppointment.objects.filter(status__in=rules.ACTIVE).count() == 2
+
+
+def test_demo_activity_fills_the_calendar_and_the_work_list(centre):
+    import random
+
+    from yilian.exams import catalogue
+
+    patients = [centre.patient] + [
+        f.make_patient(centre.community.village, name=f"演示{i}", birth=date(1965, 1, 1 + i))
+        for i in range(5)
+    ]
+    counts = catalogue.demo_activity(
+        doctor=centre.doctor, desk=centre.nurse, patients=patients, rng=random.Random(1), booked_share=0.5
+    )
+    assert counts["orders"] >= len(patients) and counts["appointments"] > 0
+    assert ExamAppointment.objects.filter(status__in=rules.ACTIVE).count() == counts["appointments"]

@@ -12,7 +12,7 @@ from datetime import date, time, timedelta
 from django.db import transaction
 
 from yilian.community.models import Organisation
-from yilian.exams import services
+from yilian.exams import errors, services
 from yilian.exams.models import ExamPackage, ExamResource, ExamType, PackageItem
 
 AM = (time(8, 0), time(12, 0))
@@ -247,3 +247,44 @@ def seed(
         "packages": len(PACKAGES),
         "places": places,
     }
+
+
+# Typical order sets a county hospital's doctors send to the centre (for the demo).
+DEMO_ORDER_SETS = [
+    ["US-ABD", "GI-BA"],
+    ["US-ABD", "ES-GAS", "LAB-FBG"],
+    ["CT-HEAD", "ECG-12"],
+    ["CT-CHEST", "DR-CHEST"],
+    ["MR-LS"],
+    ["US-THY", "US-HEART", "ECG-12"],
+    ["LAB-FBG", "LAB-OGTT"],
+    ["CT-ABD-C", "US-ABD"],
+    ["ES-COL", "ES-GAS"],
+]
+
+
+def demo_activity(*, doctor, desk, patients, rng, booked_share: float = 0.6) -> dict[str, int]:
+    """Demo data for the centre: paid orders from ``doctor`` (a Staff with the doctor role) for
+    ``patients``, of which ``booked_share`` are booked by ``desk`` (a Staff of the centre) with the
+    planner, so that the calendar shows a realistic occupancy and the work list has patients."""
+    from yilian.accounts.selectors import actor_for_user
+
+    doctor_actor, desk_actor = actor_for_user(doctor.user), actor_for_user(desk.user)
+    types = {t.code: t for t in ExamType.objects.filter(is_active=True)}
+    orders = booked = 0
+    for patient in patients:
+        for code in rng.choice(DEMO_ORDER_SETS):
+            if code in types:
+                services.place_order(
+                    actor=doctor_actor, patient=patient, exam_type=types[code], paid_or_covered=True
+                )
+                orders += 1
+        if rng.random() < booked_share:
+            proposal = services.propose_plan(actor=desk_actor, patient=patient)
+            choices = services.choices_from(proposal.plan)
+            if choices:
+                try:
+                    booked += len(services.book_plan(actor=desk_actor, patient=patient, plan=choices))
+                except errors.SlotUnavailable:
+                    continue
+    return {"orders": orders, "appointments": booked}
