@@ -119,3 +119,34 @@ def test_package_daily_capacity_holds_under_a_race(centre, concurrent_db):
     assert out.count("ok") == 5, out
     assert set(out) == {"ok", "SLOT_UNAVAILABLE"}, out
     assert PackageOrder.objects.filter(package=package, service_date=centre.day, status="booked").count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_plans_are_all_or_nothing(centre, concurrent_db):
+    """Twenty patients race with two-item plans (CT 1 at 09:00, 4 places; MR 1 at 10:30, 1 place),
+    listed in either order: one plan books whole, the rest book nothing — no stray CT place."""
+    ct1, mr1 = centre.resources["CT1"], centre.resources["MR1"]
+    jobs = []
+    for i in range(20):
+        patient = f.make_patient(
+            centre.community.village, name=f"方案{i}", id_number=f.valid_id(date(1955, 3, 1), seq=900 + i)
+        )
+        ct, mr = centre.order("CT-HEAD", patient=patient), centre.order("MR-HEAD", patient=patient)
+        plan = [
+            services.Choice(ct.pk, ct1.pk, centre.at(9)),
+            services.Choice(mr.pk, mr1.pk, centre.at(10, 30)),
+        ]
+        if i % 2:
+            plan.reverse()
+
+        def job(patient=patient, plan=plan):
+            services.book_plan(actor=centre.nurse_actor, patient=patient, plan=plan)
+
+        jobs.append(job)
+    out = _race(jobs)
+    assert out.count("ok") == 1, out
+    assert set(out) == {"ok", "SLOT_UNAVAILABLE"}, out
+    assert ExamAppointment.objects.filter(status__in=rules.ACTIVE).count() == 2
+    assert (
+        ExamSlot.objects.filter(resource=ct1, starts_at=centre.at(9), status=rules.SLOT_BOOKED).count() == 1
+    )

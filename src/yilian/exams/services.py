@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -506,6 +506,13 @@ def book_plan(
     except IntegrityError as exc:  # a unique index caught what a check let through: never a 500
         logger.warning("Exam booking for patient %s hit a unique index", patient.pk)
         raise errors.SlotUnavailable() from exc
+    except OperationalError as exc:
+        # PostgreSQL broke a lock cycle (40P01) or a serialisation conflict (40001): nothing was
+        # written; the caller may simply ask again.
+        if getattr(exc.__cause__, "sqlstate", None) in {"40P01", "40001"}:
+            logger.warning("Exam booking for patient %s lost a lock race; refused as full", patient.pk)
+            raise errors.SlotUnavailable() from exc
+        raise
 
 
 @transaction.atomic
@@ -592,7 +599,9 @@ def _book_plan(*, actor: Actor, patient: Patient, plan: list[Choice], now: datet
         if previous is not None:
             _cancel(previous, actor=actor, reason_code=rules.REASON_RESCHEDULED, reason="rebooked", now=now)
     booked: list[ExamAppointment] = [current[c.order_id] for c in unchanged]
-    for c in moving:
+    # Claim in one global order (resource, time), so two plans racing for the same places never
+    # wait on each other in a cycle.
+    for c in sorted(moving, key=lambda c: (c.resource_id, c.starts_at)):
         order = orders[c.order_id]
         rebooked = c.order_id in current
         slot_id = _claim(c.resource_id, c.starts_at)
