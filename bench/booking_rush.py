@@ -356,7 +356,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=2000, help="patients racing (default 2000)")
     parser.add_argument("--numbers", type=int, default=300, help="numbers in the session (default 300)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
-    parser.add_argument("--threads", type=int, default=16, help="waitress worker threads (default 16)")
+    parser.add_argument(
+        "--threads", type=int, default=8, help="waitress worker threads (default 8, as `yilian up`)"
+    )
     parser.add_argument("--db-clients", type=int, default=16, help="pgbench clients (default 16)")
     parser.add_argument("--db-seconds", type=int, default=10, help="pgbench duration (default 10 s)")
     parser.add_argument("--no-fsync", action="store_true", help="run PostgreSQL with fsync off")
