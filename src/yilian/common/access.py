@@ -10,6 +10,8 @@ Special values: ``PUBLIC`` (sign-in pages), ``PATIENT`` (a signed-in patient acc
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 from functools import wraps
 
 from yilian.common import policy
@@ -46,10 +48,15 @@ def requires(permission: str):
     def decorate(view):
         @wraps(view)
         def guarded(request, *args, **kwargs):
-            check(request.actor, permission)
+            check(getattr(request, "actor", policy.ANONYMOUS), permission)
             return view(request, *args, **kwargs)
 
         guarded.yilian_permission = permission  # type: ignore[attr-defined]
+        # Resolve string annotations (``from __future__ import annotations``) against the view's own
+        # module now: ninja would otherwise resolve them against this module and fail. A forward
+        # reference to a name defined later is left for ninja to resolve itself.
+        with contextlib.suppress(NameError, TypeError):
+            guarded.__signature__ = inspect.signature(view, eval_str=True)  # type: ignore[attr-defined]
         return guarded
 
     return decorate
