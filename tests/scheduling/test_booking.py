@@ -437,14 +437,14 @@ def test_key_reused_for_another_patient_loses_at_the_unique_index_and_rolls_back
     book(booker, session, key="race")
     sibling = f.make_patient(county, name="张四")
     f.link(booker.account, sibling, relationship="sibling")
-    real = services._match_key
+    real = services.booking._match_key
     calls = {"n": 0}
 
     def miss_once(*args, **kwargs):
         calls["n"] += 1
         return None if calls["n"] == 1 else real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_match_key", miss_once)
+    monkeypatch.setattr(services.booking, "_match_key", miss_once)
     with pytest.raises(errors.IdempotencyKeyReused):
         services.book_appointment(
             actor=booker.actor, patient_id=sibling.pk, session_id=session.pk, idempotency_key="race", now=NOW
