@@ -57,21 +57,51 @@ STAFF_MANAGE = "staff.manage"
 SECURITY_MANAGE = "security.manage"
 AUDIT_VIEW = "audit.view"
 INBOX = "inbox.read"
+SCHEDULE_MANAGE = "schedule.manage"  # create and stop clinic sessions (出诊排班, 停诊)
+APPOINTMENT_BOOK = "appointment.book"  # book for a patient at a desk or over the phone
+QUEUE_TRIAGE = "queue.triage"  # triage-desk actions: priority, recall, return sign-in (access.md Q-3, Q-12)
+QUEUE_CALL = "queue.call"  # call patients into a consulting room (access.md Q-12)
+EXAM_ORDER = "exam.order"  # order exams (检查申请, access.md E-1)
+EXAM_BOOK = "exam.book"  # book exams for a patient at the exam centre's desk
+EXAM_MANAGE = "exam.manage"  # open and manage exam resources' calendars
 
 _CLINICAL = {PATIENT_SEARCH, PATIENT_VIEW, PATIENT_CREATE, PATIENT_UPDATE, CARD_SCAN, ORG_VIEW, INBOX}
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    DOCTOR: frozenset(_CLINICAL),
-    NURSE: frozenset(_CLINICAL),
-    VILLAGE_DOCTOR: frozenset(_CLINICAL),
+    DOCTOR: frozenset(_CLINICAL | {QUEUE_CALL, EXAM_ORDER, EXAM_BOOK, APPOINTMENT_BOOK}),
+    NURSE: frozenset(_CLINICAL | {QUEUE_TRIAGE, QUEUE_CALL, EXAM_BOOK, APPOINTMENT_BOOK}),
+    VILLAGE_DOCTOR: frozenset(_CLINICAL | {EXAM_ORDER, APPOINTMENT_BOOK}),
     PHARMACIST: frozenset({PATIENT_SEARCH, PATIENT_VIEW, CARD_SCAN, ORG_VIEW, INBOX}),
-    SERVICE_OPERATOR: frozenset({PATIENT_SEARCH, PATIENT_VIEW, PATIENT_CREATE, CARD_SCAN, ORG_VIEW, INBOX}),
-    COORDINATOR: frozenset({PATIENT_SEARCH, PATIENT_VIEW, PATIENT_MERGE, ORG_VIEW, INBOX}),
+    SERVICE_OPERATOR: frozenset(
+        {
+            PATIENT_SEARCH,
+            PATIENT_VIEW,
+            PATIENT_CREATE,
+            CARD_SCAN,
+            ORG_VIEW,
+            INBOX,
+            APPOINTMENT_BOOK,
+            EXAM_BOOK,
+        }
+    ),
+    COORDINATOR: frozenset(
+        {PATIENT_SEARCH, PATIENT_VIEW, PATIENT_MERGE, ORG_VIEW, INBOX, SCHEDULE_MANAGE, EXAM_MANAGE}
+    ),
     SYSADMIN: frozenset({ORG_VIEW, ORG_MANAGE, STAFF_MANAGE, INBOX}),
     SECADMIN: frozenset({ORG_VIEW, SECURITY_MANAGE, INBOX}),
     AUDITOR: frozenset({ORG_VIEW, AUDIT_VIEW, INBOX}),
     INTEGRATION: frozenset(
-        {PATIENT_SEARCH, PATIENT_VIEW, PATIENT_CREATE, PATIENT_UPDATE, CARD_SCAN, ORG_VIEW}
+        {
+            PATIENT_SEARCH,
+            PATIENT_VIEW,
+            PATIENT_CREATE,
+            PATIENT_UPDATE,
+            CARD_SCAN,
+            ORG_VIEW,
+            EXAM_ORDER,
+            EXAM_BOOK,
+            APPOINTMENT_BOOK,
+        }
     ),
 }
 

@@ -24,14 +24,12 @@ from yilian.patients.models import FamilyLink, Patient
 
 logger = logging.getLogger("yilian")
 
-# Until the lead adds exam permissions (see the report): ordering needs a doctor's role (or an
-# integrating system's key with patient.update); booking for a patient at the centre's desk needs
-# patient.view over the patient (the gate ``patients.selectors.access_patient``); managing the
-# calendar (opening segments) needs org.manage over the resource's organisation.
-ORDERING_ROLES = frozenset({policy.DOCTOR, policy.VILLAGE_DOCTOR})
-SYSTEM_ORDER_PERMISSION = policy.PATIENT_UPDATE
-DESK_PERMISSION = policy.PATIENT_VIEW
-CALENDAR_MANAGE_PERMISSION = policy.ORG_MANAGE
+# Who may: order exams (doctors, village doctors, integrating systems), book them for a patient at
+# the centre's desk, and manage the resources' calendars — each over the patient's or resource's
+# organisation subtree (common.policy).
+ORDER_PERMISSION = policy.EXAM_ORDER
+DESK_PERMISSION = policy.EXAM_BOOK
+CALENDAR_MANAGE_PERMISSION = policy.EXAM_MANAGE
 
 
 def parameters() -> rules.ExamParameters:

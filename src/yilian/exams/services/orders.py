@@ -16,8 +16,7 @@ from yilian.exams.models import (
     ExamType,
 )
 from yilian.exams.services.base import (
-    ORDERING_ROLES,
-    SYSTEM_ORDER_PERMISSION,
+    ORDER_PERMISSION,
     _cancel,
 )
 from yilian.patients.models import Patient
@@ -47,17 +46,12 @@ def place_order(
     if status not in (rules.ORDER_DRAFT, rules.ORDER_ACTIVE):
         raise InvalidInput(_("新申请的状态只能是草稿或生效。"), field="status")
     path = patient.home_org.path
-    if actor.kind == "system":
-        if not policy.covers(actor, SYSTEM_ORDER_PERMISSION, path):
+    if not (actor.is_staff_member and policy.covers(actor, ORDER_PERMISSION, path)):
+        if actor.kind == "system":
             raise NotFound()
-        label = actor.label
-        staff_id = None
-    else:
-        holds = any(a.role in ORDERING_ROLES and path.startswith(a.org_path) for a in actor.assignments)
-        if not (actor.is_staff_member and holds):
-            raise PermissionDenied(_("只有医生可以开具检查申请。"))
-        label = actor.label
-        staff_id = actor.staff_id
+        raise PermissionDenied(_("只有医生可以开具检查申请。"))
+    label = actor.label
+    staff_id = actor.staff_id
     if patient.status != Patient.Status.ACTIVE:
         raise NotFound()
     if not exam_type.is_active:
@@ -125,10 +119,7 @@ def revoke_order(*, actor: Actor, order_id: int, reason: str = "") -> ExamOrder:
     if order is None:
         raise NotFound()
     path = order.patient.home_org.path
-    may = (actor.kind == "system" and policy.covers(actor, SYSTEM_ORDER_PERMISSION, path)) or any(
-        a.role in ORDERING_ROLES and path.startswith(a.org_path) for a in actor.assignments
-    )
-    if not may:
+    if not (actor.is_staff_member and policy.covers(actor, ORDER_PERMISSION, path)):
         raise NotFound()
     if not rules.can_transition(rules.ORDER_TRANSITIONS, order.status, rules.ORDER_REVOKED):
         raise errors.OrderNotActive(_("该检查申请已完成或已撤销。"))

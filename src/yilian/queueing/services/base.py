@@ -39,10 +39,6 @@ def _org_path(queue: Queue) -> str:
     return queue.session.department.organisation.path
 
 
-def _holds_role(actor: Actor, roles: set[str], org_path: str) -> bool:
-    return any(a.role in roles and org_path.startswith(a.org_path) for a in actor.assignments)
-
-
 def _check_desk(actor: Actor, queue: Queue) -> None:
     """Sign-in at a desk or kiosk: staff who may scan cards in the department's organisation."""
     if not (actor.is_staff_member and policy.covers(actor, policy.CARD_SCAN, _org_path(queue))):
@@ -51,7 +47,7 @@ def _check_desk(actor: Actor, queue: Queue) -> None:
 
 def _check_nurse(actor: Actor, queue: Queue) -> None:
     """Q-3 / Q-12 nurse actions (优先, 召回, 回诊签到): a nurse of the organisation."""
-    if not (actor.is_staff_member and _holds_role(actor, {policy.NURSE}, _org_path(queue))):
+    if not (actor.is_staff_member and policy.covers(actor, policy.QUEUE_TRIAGE, _org_path(queue))):
         raise PermissionDenied(_("只有分诊护士可以执行此操作。"))
 
 
@@ -64,9 +60,9 @@ def _check_doctor(actor: Actor, queue: Queue) -> None:
         raise PermissionDenied()
     if actor.staff_id is not None and actor.staff_id == session.doctor_id:
         return
-    if _holds_role(actor, {policy.NURSE}, path):
+    if policy.covers(actor, policy.QUEUE_TRIAGE, path):
         return
-    if session.doctor_id is None and _holds_role(actor, {policy.DOCTOR}, path):
+    if session.doctor_id is None and policy.covers(actor, policy.QUEUE_CALL, path):
         return
     raise PermissionDenied(_("只有本诊室的出诊医生或分诊护士可以叫号。"))
 

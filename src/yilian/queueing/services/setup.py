@@ -14,7 +14,6 @@ from yilian.queueing import rules
 from yilian.queueing.models import ClinicRoom, Display, Queue
 from yilian.queueing.services.base import (
     _check_nurse,
-    _holds_role,
     _lock_queue,
     _queue_for_session,
     may_view_queue,
@@ -70,7 +69,7 @@ def create_display(
     from yilian.community.models import Organisation
 
     org = Organisation.objects.filter(pk=organisation_id).first()
-    if org is None or not _holds_role(actor, {policy.NURSE}, org.path):
+    if org is None or not policy.covers(actor, policy.QUEUE_TRIAGE, org.path):
         raise PermissionDenied(_("只有分诊护士可以添加候诊显示屏。"))
     name = (name or "").strip()
     if not name or len(name) > 40:
@@ -124,7 +123,7 @@ def create_room(*, actor: Actor, department_id: int, name: str, zone: str = "") 
     from yilian.community.models import Department
 
     department = Department.objects.select_related("organisation").filter(pk=department_id).first()
-    if department is None or not _holds_role(actor, {policy.NURSE}, department.organisation.path):
+    if department is None or not policy.covers(actor, policy.QUEUE_TRIAGE, department.organisation.path):
         raise NotFound()
     name = (name or "").strip()
     zone = (zone or "").strip()
