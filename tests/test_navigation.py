@@ -1,0 +1,33 @@
+"""The staff navigation shows each role only what the policy lets it open."""
+
+import pytest
+from django.urls import reverse
+
+from yilian.common import policy
+
+pytestmark = pytest.mark.django_db
+
+
+def nav_links(client):
+    html = client.get(reverse("community:org-tree")).content.decode()
+    nav = html[html.index('class="mainnav"') : html.index("</nav>")]
+    return nav
+
+
+def test_auditor_sees_the_audit_log_but_no_patients(login, staff_of):
+    nav = nav_links(login(staff_of(policy.AUDITOR)))
+    assert reverse("common:audit-log") in nav
+    assert reverse("patients:staff-home") not in nav
+    assert reverse("accounts:security") not in nav
+
+
+def test_doctor_sees_patients_and_calling_but_not_audit(login, staff_of):
+    nav = nav_links(login(staff_of(policy.DOCTOR)))
+    assert reverse("patients:staff-home") in nav and reverse("queueing:doctor") in nav
+    assert reverse("common:audit-log") not in nav and reverse("queueing:desk") not in nav
+
+
+def test_security_administrator_sees_security(login, staff_of):
+    nav = nav_links(login(staff_of(policy.SECADMIN)))
+    assert reverse("accounts:security") in nav
+    assert reverse("patients:staff-home") not in nav
