@@ -460,3 +460,43 @@ def test_status_history_is_append_only_per_transition(county):
     services.cancel_appointment(actor=booker.actor, appointment_id=a.pk, now=NOW)
     services.cancel_appointment(actor=booker.actor, appointment_id=a.pk, now=NOW)  # repeat: no-op
     assert AppointmentStatusHistory.objects.filter(appointment=a).count() == 2
+
+
+def test_booking_a_chosen_time_segment_takes_a_number_of_that_segment_only(county):  # B-19
+    from yilian.common.errors import InvalidInput
+
+    session = make_session(county, windows=[(time(8), time(9), 3), (time(9), time(10), 10)])
+    first = make_booker(county)
+    got = services.book_appointment(
+        actor=first.actor,
+        patient_id=first.patient.pk,
+        session_id=session.pk,
+        now=NOW,
+        segment_start=at(DAY, 9),
+    )
+    assert got.appointment.slot.starts_at == at(DAY, 9)
+    public_at_8 = session.slots.filter(starts_at=at(DAY, 8)).count()  # reserve returned (B-17)
+    for _n in range(public_at_8):
+        b = make_booker(county)
+        services.book_appointment(
+            actor=b.actor, patient_id=b.patient.pk, session_id=session.pk, now=NOW, segment_start=at(DAY, 8)
+        )
+    second = make_booker(county)
+    with pytest.raises(errors.SlotUnavailable) as exc:  # 08:00 is full although 09:00 is not
+        services.book_appointment(
+            actor=second.actor,
+            patient_id=second.patient.pk,
+            session_id=session.pk,
+            now=NOW,
+            segment_start=at(DAY, 8),
+        )
+    assert "该分时段" in str(exc.value.message)
+    with pytest.raises(InvalidInput):
+        services.book_appointment(
+            actor=second.actor,
+            patient_id=second.patient.pk,
+            session_id=session.pk,
+            now=NOW,
+            segment_start=at(DAY, 11),
+        )
+    assert Appointment.objects.count() == 1 + public_at_8

@@ -105,13 +105,15 @@ def book_appointment(
     idempotency_key: str = "",
     channel: str = rules.CHANNEL_APP,
     now: datetime | None = None,
+    segment_start: datetime | None = None,
 ) -> Booking:
     """Book the next free number of a session for a patient (预约挂号), B-1..B-16.
 
     Idempotent per booking account and key: a replay (also one racing the original) returns the
     original appointment with ``created=False``: the key is looked up after the patient's row lock,
     so a racing replay waits for its original and finds it. The transaction is ``_book``; an
-    ``IntegrityError`` from a unique index is turned into the answer it means.
+    ``IntegrityError`` from a unique index is turned into the answer it means. With
+    ``segment_start`` the number is taken from that time segment (分时段, B-19) only.
     """
     key = (idempotency_key or "").strip()
     if len(key) > IDEMPOTENCY_KEY_MAX:
@@ -122,7 +124,13 @@ def book_appointment(
         raise PermissionDenied()
     try:
         return _book(
-            actor=actor, patient_id=patient_id, session_id=session_id, key=key, channel=channel, now=now
+            actor=actor,
+            patient_id=patient_id,
+            session_id=session_id,
+            key=key,
+            channel=channel,
+            now=now,
+            segment_start=segment_start,
         )
     except IntegrityError as exc:
         existing = _existing_for_key(actor, key, patient_id, session_id)
@@ -156,7 +164,9 @@ _ANY_FREE_SQL = "SELECT EXISTS (SELECT 1 FROM {slot} WHERE {free})"
 IN_FLIGHT_WAIT_SECONDS = 2.0
 
 
-def _pick_slot(session: ClinicSession, pools: tuple[str, ...], now: datetime) -> Slot | None:
+def _pick_slot(
+    session: ClinicSession, pools: tuple[str, ...], now: datetime, segment_start: datetime | None = None
+) -> Slot | None:
     """B-10: claim the first free, released number of the session.
 
     PostgreSQL: one statement locks the first free number that no other booking holds
@@ -172,9 +182,12 @@ def _pick_slot(session: ClinicSession, pools: tuple[str, ...], now: datetime) ->
     """
     if connection.vendor == "postgresql":
         table = Slot._meta.db_table
-        claim = _CLAIM_SQL.format(slot=table, free=_FREE_WHERE)
-        any_free = _ANY_FREE_SQL.format(slot=table, free=_FREE_WHERE)
+        free = _FREE_WHERE + (" AND starts_at = %s" if segment_start is not None else "")
+        claim = _CLAIM_SQL.format(slot=table, free=free)
+        any_free = _ANY_FREE_SQL.format(slot=table, free=free)
         params = [session.pk, list(pools), now]
+        if segment_start is not None:
+            params.append(segment_start)
         deadline = time_module.monotonic() + IN_FLIGHT_WAIT_SECONDS
         pause = 0.002
         with connection.cursor() as cursor:
@@ -200,6 +213,7 @@ def _pick_slot(session: ClinicSession, pools: tuple[str, ...], now: datetime) ->
         Slot.objects.filter(
             session_id=session.pk, status=Slot.Status.FREE, pool__in=pools, for_waitlist=False
         )
+        .filter(**({"starts_at": segment_start} if segment_start is not None else {}))
         .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
         .order_by("seq")
         .only("id", "seq", "starts_at", "ends_at", "pool")
@@ -332,7 +346,14 @@ def _check_session_open_for(
 
 @transaction.atomic
 def _book(
-    *, actor: Actor, patient_id: int, session_id: int, key: str, channel: str, now: datetime | None
+    *,
+    actor: Actor,
+    patient_id: int,
+    session_id: int,
+    key: str,
+    channel: str,
+    now: datetime | None,
+    segment_start: datetime | None = None,
 ) -> Booking:
     now = now or timezone.now()
     patient = _lock_patient(patient_id)
@@ -361,8 +382,15 @@ def _book(
         if channel == rules.CHANNEL_COUNTER
         else rules.public_pools(now, session.starts_at, params)
     )
-    slot = _pick_slot(session, pools, now)
+    if (
+        segment_start is not None
+        and not Slot.objects.filter(session=session, starts_at=segment_start).exists()
+    ):
+        raise InvalidInput(_("所选分时段不属于该出诊单元，请重新选择。"), field="segment_start")
+    slot = _pick_slot(session, pools, now, segment_start)
     if slot is None:  # B-10
+        if segment_start is not None:
+            raise errors.SlotUnavailable(_("该分时段的号源已约满，请选择其他时段，或加入候补。"))
         raise errors.SlotUnavailable()
     appointment = Appointment.objects.create(
         patient_id=patient.pk,
