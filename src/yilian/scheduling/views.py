@@ -143,14 +143,18 @@ def _session_context(request, session: ClinicSession, *, error: str = "", form: 
         and session.status == ClinicSession.Status.OPEN
     )
     family = _family(request.actor)
+    form = dict(form or {})
+    if not form.get("segment"):  # preselect the first segment with a free number
+        first = next((w for w in entry.windows if w.free), None)
+        form["segment"] = first.starts_at.isoformat() if first else ""
     return {
         "session": session,
         "entry": entry,
         "full": full,
         "family": family,
         "error": error,
-        "form": form or {},
-        "key": (form or {}).get("key") or uuid.uuid4().hex,
+        "form": form,
+        "key": form.get("key") or uuid.uuid4().hex,
         "cancel_deadline": rules.cancel_deadline(
             session.service_date, services.parameters_for(session.department_id)
         ),
