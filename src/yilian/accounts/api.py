@@ -10,6 +10,7 @@ No ``from __future__ import annotations`` here: ninja reads the schema annotatio
 
 from django.contrib.auth import login, logout
 from django.http import HttpResponse
+from django.utils.translation import gettext_lazy
 from ninja import Router
 from ninja.security import APIKeyHeader
 
@@ -50,7 +51,7 @@ class ApiAuth(APIKeyHeader):
             if reason is not None:
                 from yilian.common.errors import PermissionDenied
 
-                raise PermissionDenied("CSRF 校验失败，请刷新页面后重试。")
+                raise PermissionDenied(gettext_lazy("CSRF 校验失败，请刷新页面后重试。"))
         request.actor = actor
         return actor
 

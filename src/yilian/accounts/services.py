@@ -28,7 +28,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import formats, timezone
-from django.utils.translation import gettext as _gettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from yilian.accounts import rules
@@ -258,8 +258,8 @@ def _serialise_on(*keys: str) -> None:
 
 def _wait_text(seconds: int) -> str:
     if seconds < 120:
-        return _gettext("%(n)d 秒") % {"n": seconds}
-    return _gettext("%(n)d 分钟") % {"n": (seconds + 59) // 60}
+        return gettext("%(n)d 秒") % {"n": seconds}
+    return gettext("%(n)d 分钟") % {"n": (seconds + 59) // 60}
 
 
 def _check_code_limits(*, phone_hash: str, ip: str, now: datetime) -> None:
@@ -326,7 +326,7 @@ def request_code(*, phone: str, ip: str | None) -> OneTimeCode:
         created_at=now,
         expires_at=now + timedelta(seconds=ttl),
     )
-    body = _gettext("【医联】您的登录验证码是 %(code)s，%(minutes)d 分钟内有效。请勿将验证码告诉他人。") % {
+    body = gettext("【医联】您的登录验证码是 %(code)s，%(minutes)d 分钟内有效。请勿将验证码告诉他人。") % {
         "code": code,
         "minutes": max(1, ttl // 60),
     }
