@@ -121,10 +121,11 @@ def test_patient_card_qr_refreshes_on_its_own(
 
         # A desk scans the code on screen: the phone shows at once that it worked, with a new code.
         settings.CARD_TOKEN_REFRESH_SECONDS = 300
+        before = page.locator("#qr-box .qr").get_attribute("data-nonce")  # read before the click races it
         page.click("#qr-box a:has-text('立即刷新')")
         page.wait_for_function(
             "n => { const q = document.querySelector('#qr-box .qr'); return q && q.dataset.nonce !== n; }",
-            arg=page.locator("#qr-box .qr").get_attribute("data-nonce"),
+            arg=before,
         )
         shown = page.locator("#qr-box .qr").get_attribute("data-nonce")
         token = _decode_qr_on_screen(page, live_server.url)
