@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "installing npm"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm >/dev/null; }
 	npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
