@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from yilian.ops.demo import county
+from yilian.ops.demo import county, schedule
 from yilian.ops.demo.build import DatabaseNotEmpty, build_demo
 from yilian.ops.demo.logins import logins_table
 
@@ -64,6 +64,7 @@ class Command(BaseCommand):
             raise CommandError(f"yilian demo: {exc}") from exc
         finally:
             bar.close()
+        schedule.build_week(seed=options["seed"])  # the outpatient week (出诊排班 and bookings)
         if quiet:
             return
         self.stdout.write(
