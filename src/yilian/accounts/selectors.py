@@ -13,41 +13,71 @@ from yilian.accounts import rules
 from yilian.accounts.models import ApiKey, PatientAccount, User
 from yilian.common import masking, policy
 from yilian.common.policy import ANONYMOUS, INTEGRATION, Actor, Assignment
-from yilian.community.models import Organisation
+from yilian.community.models import Organisation, Staff
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def actor_for_user(user: User | None) -> Actor:
+    """The signed-in user as an ``Actor``, in one query (after the user's own row).
+
+    A patient account: the account and its family links (``managed_patient_ids``) come from one
+    LEFT JOIN. Staff: the staff row and its role assignments with their organisations' paths,
+    likewise. This runs on every authenticated request, so it stays a single indexed read and
+    builds no model instances it does not need.
+    """
     if user is None or not user.is_authenticated or not user.is_active:
         return ANONYMOUS
     if user.kind == User.Kind.PATIENT:
-        account = getattr(user, "patient_account", None)
+        return _patient_actor(user)
+    return _staff_actor(user)
+
+
+def _patient_actor(user: User) -> Actor:
+    if User.patient_account.is_cached(user):
+        account = user.patient_account
         if account is None:
             return ANONYMOUS
-        from yilian.patients.models import FamilyLink  # patients depends on accounts, not the reverse
-
-        managed = frozenset(FamilyLink.objects.filter(account=account).values_list("patient_id", flat=True))
-        return Actor(
-            kind="patient",
-            user_id=user.pk,
-            label=f"patient-account:{account.pk}",
-            patient_account_id=account.pk,
-            managed_patient_ids=managed,
+        links = [(account.pk, pid) for pid in account.family_links.values_list("patient_id", flat=True)]
+        links = links or [(account.pk, None)]
+    else:
+        links = list(
+            PatientAccount.objects.filter(user_id=user.pk).values_list("pk", "family_links__patient")
         )
-    staff = getattr(user, "staff", None)
-    if staff is None or not staff.is_active:
+        if not links:
+            return ANONYMOUS
+    account_id = links[0][0]
+    return Actor(
+        kind="patient",
+        user_id=user.pk,
+        label=f"patient-account:{account_id}",
+        patient_account_id=account_id,
+        managed_patient_ids=frozenset(pid for _, pid in links if pid is not None),
+    )
+
+
+def _staff_actor(user: User) -> Actor:
+    rows = list(
+        Staff.objects.filter(user_id=user.pk)
+        .order_by("roles__id")
+        .values_list(
+            "pk", "name", "is_active", "roles__role", "roles__organisation_id", "roles__organisation__path"
+        )
+    )
+    if not rows or not rows[0][2]:
         return Actor(kind="staff", user_id=user.pk, label=user.username)
+    staff_id, name = rows[0][0], rows[0][1]
     assignments = tuple(
-        Assignment(role=r.role, org_id=r.organisation_id, org_path=r.organisation.path)
-        for r in staff.roles.select_related("organisation").order_by("id")
+        Assignment(role=role, org_id=org_id, org_path=path)
+        for _, _, _, role, org_id, path in rows
+        if role is not None
     )
     return Actor(
         kind="staff",
         user_id=user.pk,
-        label=f"{user.username}/{staff.name}",
+        label=f"{user.username}/{name}",
         assignments=assignments,
-        staff_id=staff.pk,
+        staff_id=staff_id,
     )
 
 
