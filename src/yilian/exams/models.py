@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from yilian.exams import rules
 
@@ -185,7 +186,7 @@ class ExamOrder(models.Model):
         DRAFT = rules.ORDER_DRAFT, _("草稿")
         ACTIVE = rules.ORDER_ACTIVE, _("待检查")
         COMPLETED = rules.ORDER_COMPLETED, _("已完成")
-        REVOKED = rules.ORDER_REVOKED, _("已撤销")
+        REVOKED = rules.ORDER_REVOKED, pgettext_lazy("exam order", "已撤销")
 
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="exam_orders")
     exam_type = models.ForeignKey(ExamType, on_delete=models.PROTECT, related_name="orders")
