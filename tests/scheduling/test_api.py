@@ -243,3 +243,25 @@ def test_waitlist_through_the_api(setup):
     assert r.json()["position"] == 1 and r.json()["status"] == "waiting"
     r = signed_in(first).post(f"{URL}/waitlist/{r.json()['id']}/leave", content_type="application/json")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+
+def test_api_books_in_a_chosen_segment_and_refuses_an_unknown_one(setup):  # B-19
+    county, _dept, _doctor, session = setup
+    booker = make_booker(county)
+    c = signed_in(booker)
+    day = session.service_date.isoformat()
+    ok = c.post(
+        f"{URL}/appointments",
+        {"patient_id": booker.patient.pk, "session_id": session.pk, "segment_start": f"{day}T09:00:00"},
+        content_type="application/json",
+    )
+    assert ok.status_code == 201, ok.content
+    slot = Appointment.objects.get(pk=ok.json()["id"]).slot
+    assert slot.starts_at == rules.local_datetime(session.service_date, time(9))
+    other = make_booker(county)
+    bad = signed_in(other).post(
+        f"{URL}/appointments",
+        {"patient_id": other.patient.pk, "session_id": session.pk, "segment_start": f"{day}T11:00:00+08:00"},
+        content_type="application/json",
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "segment_start"

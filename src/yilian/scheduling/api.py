@@ -130,7 +130,7 @@ def book(
     payload: schemas.AppointmentCreate,
     idempotency_key: str = Header(default="", alias="Idempotency-Key", max_length=64),
 ):
-    """Book the next free number. 201 for a new booking, 200 for a replay of the same
+    """Book the next free number (in ``segment_start``, if given). 201 for a new booking, 200 for a replay of the same
     ``Idempotency-Key`` (header or body). Refusals: access.md §0.1."""
     result = services.book_appointment(
         actor=request.actor,
@@ -138,8 +138,16 @@ def book(
         session_id=payload.session_id,
         idempotency_key=idempotency_key or payload.idempotency_key,
         channel=payload.channel,
+        segment_start=_aware(payload.segment_start),
     )
     return Status(201 if result.created else 200, _appointment_out(result.appointment))
+
+
+def _aware(value):
+    """A segment start without a UTC offset is hospital wall-clock time."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=rules.HOSPITAL_TZ)
 
 
 @router.get("/appointments", response=list[schemas.AppointmentRead], summary="我的预约 / 窗口可见的预约")

@@ -55,6 +55,9 @@ class AppointmentCreate(Schema):
     session_id: int = Field(ge=1)
     idempotency_key: str = Field(default="", max_length=64)
     channel: Literal["app", "wechat", "phone", "kiosk", "counter"] = "app"
+    # B-19: book in this time segment (its start, as in the availability's ``windows``); omitted: the
+    # first free number of the session.
+    segment_start: datetime | None = None
 
 
 class AppointmentRead(Schema):
