@@ -144,3 +144,82 @@ def test_forwarded_headers_are_trusted_only_from_the_named_proxy():
     proxied = Command._waitress_options({**base, "trusted_proxy": "10.0.0.2"})
     assert proxied["trusted_proxy"] == "10.0.0.2"
     assert proxied["trusted_proxy_headers"] == {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
+
+
+def test_postgresql_is_served_by_several_processes_and_sqlite_by_one():
+    """A single process is bound by the interpreter lock; SQLite has one writer for the whole file."""
+    from yilian.ops.management.commands.up import choose_server
+
+    assert choose_server("auto", vendor="postgresql") == "gunicorn"
+    assert choose_server("auto", vendor="sqlite") == "waitress"
+    assert choose_server("waitress", vendor="postgresql") == "waitress"
+
+
+def _seen_by_app(wrapper_factory, environ: dict) -> dict:
+    seen = {}
+
+    def app(env, start_response):
+        seen.update(env)
+        return []
+
+    wrapper_factory(app)(environ, lambda *a: None)
+    return seen
+
+
+def test_gunicorn_believes_forwarded_headers_only_from_the_named_proxy():
+    from yilian.ops.management.commands.up import ProxyHeaders
+
+    forwarded = {
+        "HTTP_X_FORWARDED_FOR": "203.0.113.9, 198.51.100.7",
+        "HTTP_X_FORWARDED_PROTO": "https",
+        "HTTP_X_FORWARDED_HOST": "yilian.example.cn",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "wsgi.url_scheme": "http",
+    }
+    proxied = _seen_by_app(lambda a: ProxyHeaders(a, "10.0.0.2"), {**forwarded, "REMOTE_ADDR": "10.0.0.2"})
+    assert proxied["REMOTE_ADDR"] == "198.51.100.7"  # the hop the proxy itself saw
+    assert proxied["wsgi.url_scheme"] == "https" and proxied["HTTP_HOST"] == "yilian.example.cn"
+    assert "HTTP_X_FORWARDED_FOR" not in proxied
+    spoofed = _seen_by_app(lambda a: ProxyHeaders(a, "10.0.0.2"), {**forwarded, "REMOTE_ADDR": "192.0.2.50"})
+    assert spoofed["REMOTE_ADDR"] == "192.0.2.50" and spoofed["wsgi.url_scheme"] == "http"
+    assert spoofed["HTTP_HOST"] == "127.0.0.1:8000" and "HTTP_X_FORWARDED_FOR" not in spoofed
+    direct = _seen_by_app(lambda a: ProxyHeaders(a, ""), {**forwarded, "REMOTE_ADDR": "10.0.0.2"})
+    assert direct["REMOTE_ADDR"] == "10.0.0.2" and "HTTP_X_FORWARDED_PROTO" not in direct
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="gunicorn serves PostgreSQL set-ups"
+)
+@pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to count the processes")
+def test_up_on_postgresql_serves_with_worker_processes_and_stops_them_all(tmp_path):
+    env = {**os.environ, "YILIAN_VAR_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "yilian", "up", "--no-demo", "--port", "0", "--workers", "2"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    try:
+        port = None
+        deadline = time.monotonic() + 180
+        while port is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            match = re.search(r"Listening on 127\.0\.0\.1:(\d+)", line)
+            port = int(match.group(1)) if match else None
+        assert port, "".join(output)
+        assert "gunicorn, 2 processes" in "".join(output)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as page:
+            assert page.status == 200
+        children = _children(proc.pid)
+        workers = [pid for pid in children if "db_worker" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(workers) == 1 and len(children) == 3, "one task worker and two web workers"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        time.sleep(0.5)
+        assert not any(_alive(pid) for pid in children), "every child stops with the server"
+        output.append(proc.stdout.read())
+        assert "".join(output).count("Stopped.") == 1, "forked web workers never run the master's clean-up"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -6,19 +6,37 @@
 3. start the task worker (``yilian db_worker``) as a child process, restarted if it dies; on a
    demo database without an SMS gateway configured, its SMS (sign-in codes) are printed on
    this console (``ops.demo.sms``);
-4. collect the static files and serve the site with waitress (a production WSGI server,
-   8 threads), static files through WhiteNoise, on ``127.0.0.1:8000`` (``--host/--port`` or ``YILIAN_HOST/YILIAN_PORT``);
+4. collect the static files and serve the site, static files through WhiteNoise, on
+   ``127.0.0.1:8000`` (``--host/--port`` or ``YILIAN_HOST/YILIAN_PORT``);
 5. on Ctrl-C or SIGTERM, stop serving and stop the worker.
+
+The process model (``--server``, default ``auto``):
+
+* **PostgreSQL: gunicorn**, ``--workers`` processes (default: the number of cores,
+  ``YILIAN_WORKERS``), each with ``--threads`` threads (gthread workers). One Python process is
+  bound by its interpreter lock: a busy hour's requests are mostly Python CPU (middleware, ORM,
+  serialisation), so one process uses one core however many threads it has. Several processes
+  use all the cores; PostgreSQL takes concurrent writers from many connections. The socket is
+  bound here, before the fork, so ``--port 0`` works and the address is known for the banner.
+* **SQLite, or no gunicorn (Windows): waitress**, one process with ``--threads`` threads.
+  SQLite allows one writer at a time for the whole file; writers in several processes wait on
+  the file lock (``timeout``) instead of on a lock in one process, which only adds contention and
+  "database is locked" errors under load. A single process with threads is the right shape there.
+
+Behind a TLS reverse proxy, ``--trusted-proxy`` names it: only its ``X-Forwarded-For/-Proto/-Host``
+are believed (both servers), and the headers are dropped from anyone else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -31,6 +49,7 @@ from yilian.ops.demo.county import DEMO_PASSWORD
 from yilian.ops.demo.logins import logins_table
 
 WORKER_RESTART_DELAY_S = 5
+FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST")
 
 
 class Worker:
@@ -100,6 +119,101 @@ def _port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def default_workers() -> int:
+    """Worker processes for gunicorn: ``YILIAN_WORKERS``, else the cores this process may use."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return env_int("YILIAN_WORKERS", max(1, cores), minimum=1)
+
+
+def choose_server(requested: str, *, vendor: str) -> str:
+    """``auto``: gunicorn on PostgreSQL (and other client/server databases) where it can be
+    imported (not on Windows), waitress otherwise (SQLite: see the module docstring)."""
+    if requested != "auto":
+        return requested
+    if vendor == "sqlite":
+        return "waitress"
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        return "waitress"
+    return "gunicorn"
+
+
+class ProxyHeaders:
+    """WSGI wrapper with waitress's ``trusted_proxy`` behaviour, for gunicorn: from the trusted proxy,
+    ``X-Forwarded-For`` (its last hop) becomes ``REMOTE_ADDR`` and ``-Proto``/``-Host`` the scheme
+    and host; from anyone else (or with no proxy named) the three headers are removed, so nothing
+    downstream (``common.middleware.client_ip``, Django's host checks) can be fooled."""
+
+    def __init__(self, application: Callable, trusted_proxy: str = "") -> None:
+        self.application = application
+        self.trusted_proxy = trusted_proxy
+
+    def __call__(self, environ, start_response):
+        if self.trusted_proxy and environ.get("REMOTE_ADDR") == self.trusted_proxy:
+            hops = [h.strip() for h in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+            if hops:
+                environ["REMOTE_ADDR"] = hops[-1]
+            proto = environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[-1].strip().lower()
+            if proto in ("http", "https"):
+                environ["wsgi.url_scheme"] = proto
+            host = environ.get("HTTP_X_FORWARDED_HOST", "").split(",")[-1].strip()
+            if host:
+                environ["HTTP_HOST"] = host
+        for name in FORWARDED:
+            environ.pop(name, None)
+        return self.application(environ, start_response)
+
+
+def gunicorn_options(options: dict, listener: socket.socket) -> dict:
+    """gunicorn settings for ``yilian up``: gthread workers on a socket already bound here."""
+    return {
+        "bind": [f"fd://{listener.fileno()}"],
+        "workers": options["workers"],
+        "worker_class": "gthread",
+        "threads": options["threads"],
+        "backlog": 2048,
+        "keepalive": 5,
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "forwarded_allow_ips": "",  # ProxyHeaders decides
+        "proc_name": "yilian",
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "control_socket_disable": True,  # gunicorn >= 24's control socket: not used here
+    }
+
+
+def serve_with_gunicorn(application: Callable, config: dict) -> None:
+    """Run gunicorn's arbiter in this process (the master) until SIGTERM/SIGINT."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in config.items():
+                if key in self.cfg.settings:
+                    self.cfg.set(key, value)
+
+        def load(self):
+            return application
+
+    Server().run()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    return listener
+
+
 class Command(BaseCommand):
     help = "Migrate, build the demo county on an empty database, start the task worker and serve the site."
 
@@ -113,7 +227,19 @@ class Command(BaseCommand):
             default=env_int("YILIAN_PORT", 8000, minimum=0),
             help="port (0 = any free port)",
         )
-        parser.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
+        parser.add_argument(
+            "--server",
+            choices=("auto", "gunicorn", "waitress"),
+            default=env_str("YILIAN_SERVER", "auto"),
+            help="auto: gunicorn (several processes) on PostgreSQL, waitress (one process) on SQLite",
+        )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="gunicorn worker processes (default: YILIAN_WORKERS or the number of cores)",
+        )
+        parser.add_argument("--threads", type=int, default=8, help="threads per worker process (default 8)")
         parser.add_argument(
             "--trusted-proxy",
             default=env_str("YILIAN_TRUSTED_PROXY", ""),
@@ -125,8 +251,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-migrate", action="store_true", help="do not migrate the database first")
 
     def handle(self, *args, **options) -> None:
-        from waitress.server import create_server
-
         host, port = options["host"], options["port"]
         if port and not _port_is_free(host, port):
             raise CommandError(f"{host}:{port} is in use or not an address of this machine; try --port")
@@ -141,16 +265,28 @@ class Command(BaseCommand):
         # Gathered and compressed once, so that WhiteNoise serves them with far-future caching.
         call_command("collectstatic", interactive=False, verbosity=0)
         from django.core.wsgi import get_wsgi_application
+        from django.db import connection, connections
 
         application = get_wsgi_application()
-        try:
-            server = create_server(
-                application, host=host, port=port, threads=options["threads"], ident="Yilian"
-            )
-        except OSError as exc:
-            raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
-        actual_port = server.effective_port
+        kind = choose_server(options["server"], vendor=connection.vendor)
+        options["workers"] = options["workers"] or default_workers()
         demo = AuditEvent.objects.filter(action="demo.generate").exists()
+        if kind == "gunicorn":
+            try:
+                listener = _listen(host, port)
+            except OSError as exc:
+                raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
+            actual_port = listener.getsockname()[1]
+            server = None
+        else:
+            from waitress.server import create_server
+
+            listener = None
+            try:
+                server = create_server(application, **self._waitress_options(options))
+            except OSError as exc:
+                raise CommandError(f"cannot listen on {host}:{port}: {exc}") from exc
+            actual_port = server.effective_port
         env = worker_environment(demo=demo)
         worker = None if options["no_worker"] else Worker(self.stdout, env)
 
@@ -158,21 +294,54 @@ class Command(BaseCommand):
             raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGTERM, on_signal)
+        master = os.getpid()  # gunicorn's workers are forks of this process and unwind through here
+        previous_chld = signal.getsignal(signal.SIGCHLD) if hasattr(signal, "SIGCHLD") else None
         try:
             if worker:
                 worker.start()
-            self._banner(host, actual_port, worker is not None)
+            self._banner(host, actual_port, worker is not None, self._describe(kind, options))
             if worker and env.get("YILIAN_SMS_SENDER") == demo_sms.PATH:
                 self.stdout.write("Demo mode: SMS messages (sign-in codes) are printed here, not sent.")
-            server.run()
+            if server is not None:
+                server.run()
+            else:
+                connections.close_all()  # never share the master's connection with forked workers
+                try:
+                    serve_with_gunicorn(
+                        ProxyHeaders(application, options["trusted_proxy"]),
+                        gunicorn_options(options, listener),
+                    )
+                except SystemExit as exc:  # gunicorn's arbiter exits when it has stopped its workers
+                    if os.getpid() != master or exc.code not in (0, None):
+                        raise
         except KeyboardInterrupt:
+            if os.getpid() != master:
+                raise
             self.stdout.write("\nStopping…")
         finally:
-            server.close()
-            if worker:
-                worker.stop()
-            signal.signal(signal.SIGTERM, previous)
+            if os.getpid() == master:
+                self._cleanup(server, listener, worker, previous, previous_chld)
         self.stdout.write("Stopped.")
+
+    @staticmethod
+    def _cleanup(server, listener, worker, previous, previous_chld) -> None:
+        """In the master only: a forked gunicorn worker must never stop the task worker."""
+        if previous_chld is not None:
+            signal.signal(signal.SIGCHLD, previous_chld)  # gunicorn's handler would reap our worker
+        if server is not None:
+            server.close()
+        elif listener is not None:
+            with contextlib.suppress(OSError):  # gunicorn closes the descriptor it was given
+                listener.close()
+        if worker:
+            worker.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+    @staticmethod
+    def _describe(kind: str, options) -> str:
+        if kind == "gunicorn":
+            return f"gunicorn, {options['workers']} processes x {options['threads']} threads"
+        return f"waitress, {options['threads']} threads"
 
     @staticmethod
     def _waitress_options(options) -> dict:
@@ -188,7 +357,7 @@ class Command(BaseCommand):
             config["trusted_proxy_headers"] = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
         return config
 
-    def _banner(self, host: str, port: int, with_worker: bool) -> None:
+    def _banner(self, host: str, port: int, with_worker: bool, server: str = "waitress") -> None:
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else shown}:{port}/"  # noqa: S104
         from yilian.accounts.models import User
@@ -200,7 +369,7 @@ class Command(BaseCommand):
         if table:
             self.stdout.write(table)
         self.stdout.write(
-            f"Yilian 医联 is serving at {url}  (waitress; task worker: {'on' if with_worker else 'off'})"
+            f"Yilian 医联 is serving at {url}  ({server}; task worker: {'on' if with_worker else 'off'})"
         )
         if host not in ("127.0.0.1", "localhost", "::1"):
             self.stdout.write(
