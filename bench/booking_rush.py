@@ -7,8 +7,10 @@ Not a test: it prints figures. ``.venv/bin/python bench/booking_rush.py [--clien
 2. One session with ``--numbers`` (300) bookable numbers, N verified patients each with a patient
    account, and a signed-in Django session per account written straight into ``django_session``
    (with a CSRF cookie), so the race measures booking, not the SMS sign-in.
-3. The real site under waitress (``--threads`` worker threads) on a free loopback port.
-4. N clients (asyncio + httpx, ``--concurrency`` in flight) POST ``/api/v1/scheduling/appointments``
+3. The real site served exactly as ``yilian up`` serves it (``python -m yilian up --no-demo
+   --no-worker --no-migrate``): on PostgreSQL that is gunicorn with ``--workers`` processes
+   (default: the number of cores, as ``yilian up``) x ``--threads`` threads, on a free loopback port.
+4. N clients (asyncio, raw HTTP/1.1 with keep-alive, ``--concurrency`` in flight) POST ``/api/v1/scheduling/appointments``
    at once, each with its own session cookie and idempotency key.
 5. Checks: booked count, oversold (a slot with more than one occupying appointment, or more
    bookings than numbers) — must be 0.
@@ -162,7 +164,9 @@ def build_world(n_patients: int, numbers: int) -> dict:
             SESSION_KEY: str(u.pk),
             BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
             HASH_SESSION_KEY: u.get_session_auth_hash(),
-            "last_seen": time.time(),
+            # Opened the booking page a minute before the release: the first request of the rush
+            # rewrites the idle-timeout stamp (a session write), as it would for a real patient.
+            "last_seen": time.time() - 60,
         }
         rows.append(
             Session(session_key=key, session_data=store.encode(data), expire_date=now + timedelta(hours=2))
@@ -194,65 +198,139 @@ def count_outcome(session_id: int, numbers: int) -> tuple[int, int]:
     return booked, doubled + max(0, booked - numbers)
 
 
+# --- CPU accounting (Linux /proc): who used the cores during the race --------------------------------
+
+
+def _tree_cpu_s(root: int | None) -> float:
+    """CPU seconds (user + system, with reaped children) of ``root`` and its live descendants."""
+    if root is None or not Path("/proc").exists():
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(status.parent.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0.0))[1]
+        todo.extend(child for child, (parent, _) in stats.items() if parent == pid)
+    return total
+
+
+def _postmaster_pid(url: str) -> int | None:
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if f"port={port} " in text and "unix_socket_directories" in text and "pg_ctl" not in text:
+            return int(cmdline.parent.name)
+    return None
+
+
 # --- the race over HTTP ------------------------------------------------------------------------------
 
 
-async def race(base: str, session_id: int, clients: list[dict], concurrency: int) -> tuple[list, float]:
-    import httpx
+async def _post(conn: list, port: int, path: str, headers: dict, body: bytes) -> tuple[int, bytes]:
+    """One HTTP/1.1 POST on a kept-alive connection (``conn`` holds reader and writer, reopened
+    when the server closed it). Hand-written rather than httpx: the client shares the machine's
+    cores with the server, and httpx spends about 4 ms of CPU per request, a third of the server's."""
+    for attempt in (1, 2):
+        if not conn:
+            conn.extend(await asyncio.open_connection("127.0.0.1", port))
+        reader, writer = conn
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode()
+            + body
+        )
+        try:
+            await writer.drain()
+            status_line = await reader.readline()
+            if not status_line:
+                raise ConnectionResetError("closed by the server")
+            length, close = 0, False
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                name = name.strip().lower()
+                if name == "content-length":
+                    length = int(value)
+                elif name == "connection" and value.strip().lower() == "close":
+                    close = True
+            payload = await reader.readexactly(length)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            writer.close()
+            conn.clear()
+            if attempt == 2:
+                raise
+            continue
+        if close:
+            writer.close()
+            conn.clear()
+        return int(status_line.split()[1]), payload
+    raise ConnectionError("unreachable")
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+async def race(port: int, session_id: int, clients: list[dict], concurrency: int) -> tuple[list, float]:
     results: list[tuple[int, float, str]] = []
     queue: asyncio.Queue = asyncio.Queue()
     for c in clients:
         queue.put_nowait(c)
 
-    async def worker(http: httpx.AsyncClient) -> None:
+    async def worker() -> None:
+        conn: list = []
         while True:
             try:
                 c = queue.get_nowait()
             except asyncio.QueueEmpty:
-                return
-            cookies = f"sessionid={c['sessionid']}; csrftoken={c['csrftoken']}"
+                break
             headers = {
-                "Cookie": cookies,
+                "Cookie": f"sessionid={c['sessionid']}; csrftoken={c['csrftoken']}",
                 "X-CSRFToken": c["csrftoken"],
                 "Idempotency-Key": uuid.uuid4().hex,
                 "Content-Type": "application/json",
             }
-            body = json.dumps({"patient_id": c["patient_id"], "session_id": session_id})
+            body = json.dumps({"patient_id": c["patient_id"], "session_id": session_id}).encode()
             t0 = time.perf_counter()
             try:
-                r = await http.post(f"{base}/api/v1/scheduling/appointments", content=body, headers=headers)
-                code = r.json().get("code", "") if r.status_code >= 400 else ""
-                results.append((r.status_code, time.perf_counter() - t0, code))
-            except httpx.HTTPError as exc:
+                status, payload = await _post(conn, port, "/api/v1/scheduling/appointments", headers, body)
+                code = json.loads(payload).get("code", "") if status >= 400 else ""
+                results.append((status, time.perf_counter() - t0, code))
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 results.append((0, time.perf_counter() - t0, type(exc).__name__))
+        if conn:
+            conn[1].close()
 
-    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
     return results, elapsed
 
 
-def start_server(env: dict, port: int, threads: int, log: Path) -> subprocess.Popen:
-    code = (
-        "import django, os; django.setup();"
-        "from waitress import serve; from yilian.wsgi import application;"
-        f"serve(application, host='127.0.0.1', port={port}, threads={threads}, ident='Yilian',"
-        " connection_limit=1000, backlog=2048, channel_timeout=60, asyncore_use_poll=True)"
-    )
+def start_server(
+    env: dict, port: int, workers: int | None, threads: int, log: Path
+) -> tuple[subprocess.Popen, str]:
+    """``yilian up`` on ``port`` (no demo, no task worker, already migrated); returns it and how it serves."""
+    command = [sys.executable, "-m", "yilian", "up", "--no-demo", "--no-worker", "--no-migrate"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--threads", str(threads)]
+    if workers:
+        command += ["--workers", str(workers)]
     # The server's output goes to a file: an unread pipe fills up and blocks the server's logging.
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited: {log.read_text()[-2000:]}") from None
-            time.sleep(0.1)
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    for _ in range(1200):
+        text = log.read_text()
+        if "Listening on" in text:
+            found = re.search(r"serving at \S+\s+\(([^;]+);", text)
+            return proc, found.group(1) if found else "?"
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {text[-2000:]}")
+        time.sleep(0.1)
     proc.kill()
     raise SystemExit("server did not start")
 
@@ -357,7 +435,10 @@ def main() -> int:
     parser.add_argument("--numbers", type=int, default=300, help="numbers in the session (default 300)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
     parser.add_argument(
-        "--threads", type=int, default=8, help="waitress worker threads (default 8, as `yilian up`)"
+        "--workers", type=int, default=None, help="server processes (default: as `yilian up`, one per core)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=8, help="threads per server process (default 8, as `yilian up`)"
     )
     parser.add_argument("--db-clients", type=int, default=16, help="pgbench clients (default 16)")
     parser.add_argument("--db-seconds", type=int, default=10, help="pgbench duration (default 10 s)")
@@ -390,15 +471,38 @@ def main() -> int:
                 f"set-up: {args.clients} patients, accounts and sessions in {time.perf_counter() - t0:.1f}s"
             )
             port = _free_port()
-            server = start_server(env, port, args.threads, Path(var_dir) / "server.log")
+            server, serving = start_server(
+                env, port, args.workers, args.threads, Path(var_dir) / "server.log"
+            )
+            load_during = []  # the load average, sampled during the race
             try:
                 base = f"http://127.0.0.1:{port}"
                 import httpx
 
-                httpx.get(f"{base}/api/v1/scheduling/sessions?department=1&date=2000-01-01", timeout=30)
+                with httpx.Client(
+                    timeout=30
+                ) as warm:  # every process builds its URL resolver and schemas once
+                    for _ in range(20):
+                        warm.get(f"{base}/api/v1/scheduling/sessions?department=1&date=2000-01-01")
+                sampler_stop = threading.Event()
+
+                def sample_load() -> None:
+                    while not sampler_stop.wait(1):
+                        load_during.append(os.getloadavg()[0])
+
+                sampler = threading.Thread(target=sample_load, daemon=True)
+                postmaster = _postmaster_pid(url)
+                cpu0 = (_tree_cpu_s(server.pid), _tree_cpu_s(postmaster), time.process_time())
+                sampler.start()
                 results, elapsed = asyncio.run(
-                    race(base, world["session_id"], world["clients"], args.concurrency)
+                    race(port, world["session_id"], world["clients"], args.concurrency)
                 )
+                sampler_stop.set()
+                load_during.append(os.getloadavg()[0])
+                cpu1 = (_tree_cpu_s(server.pid), _tree_cpu_s(postmaster), time.process_time())
+                cpu_ms = [
+                    round((b - a) * 1000 / len(world["clients"]), 2) for a, b in zip(cpu0, cpu1, strict=True)
+                ]
             finally:
                 server.terminate()
                 try:
@@ -425,7 +529,9 @@ def main() -> int:
         "clients": args.clients,
         "numbers": args.numbers,
         "concurrency": args.concurrency,
-        "server": f"waitress x{args.threads} threads",
+        "server": serving,
+        "load_avg_1m": round(max(load_during), 2),
+        "cpu_ms_per_request": {"app": cpu_ms[0], "postgres": cpu_ms[1], "bench_client": cpu_ms[2]},
         "fsync": fsync,
         "throughput_per_s": round(throughput, 1),
         "p50_ms": round(statistics.median(latencies), 1),
@@ -446,6 +552,14 @@ def main() -> int:
     print(f"{'booked / numbers':<22}{booked} / {args.numbers}")
     print(f"{'oversold':<22}{oversold}")
     print(f"{'database rate':<22}{rate:.1f} tx/s  ({how}, fsync={'on' if fsync else 'off'})")
+    print(f"{'server':<22}{serving} (yilian up); {args.concurrency} requests in flight")
+    print(
+        f"{'load average (1 min)':<22}{figures['load_avg_1m']} at most during the race, {os.cpu_count()} cores"
+    )
+    print(
+        f"{'CPU per request':<22}app {cpu_ms[0]} ms, PostgreSQL {cpu_ms[1]} ms, bench client {cpu_ms[2]} ms"
+        f" (= {sum(cpu_ms) * throughput / 1000:.2f} of {os.cpu_count()} cores busy at this throughput)"
+    )
     print(f"{'ratio':<22}{figures['ratio']}")
     print(json.dumps(figures, ensure_ascii=False))
     return 0 if oversold == 0 and booked == min(args.numbers, args.clients) else 1
