@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from yilian.common import audit
@@ -172,7 +173,13 @@ def my_book(request, patient_id: int):
         booked = services.book_plan(
             actor=request.actor, patient=patient, plan=services.choices_from(proposal.plan)
         )
-        messages.success(request, _("已为您预约 %(n)s 项检查，请查看下方的检查前准备。") % {"n": len(booked)})
+        n = len(booked)
+        text = ngettext(
+            "已为您预约 %(n)s 项检查，请查看下方的检查前准备。",
+            "已为您预约 %(n)s 项检查，请查看下方的检查前准备。",
+            n,
+        )
+        messages.success(request, text % {"n": n})
     except DomainError as exc:
         messages.error(request, _refused(request, exc))
     return redirect("exams:my")
