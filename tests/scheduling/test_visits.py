@@ -57,9 +57,9 @@ def test_repeated_check_in_is_a_no_op(county, nurse):
 
 def test_transitions_outside_the_graph_are_refused(county, nurse):
     booker, appointment = _booked(county)
-    with pytest.raises(errors.InvalidTransition):  # BOOKED → FULFILLED skips the check-in
-        services.mark_fulfilled(actor=nurse, appointment_id=appointment.pk, now=VISIT)
     services.cancel_appointment(actor=booker.actor, appointment_id=appointment.pk, now=NOW)
+    with pytest.raises(errors.InvalidTransition):
+        services.mark_fulfilled(actor=nurse, appointment_id=appointment.pk, now=VISIT)
     with pytest.raises(errors.InvalidTransition):
         services.mark_arrived(actor=nurse, appointment_id=appointment.pk, now=VISIT)
     with pytest.raises(errors.InvalidTransition):
@@ -132,3 +132,21 @@ def test_queueing_hooks_reach_the_visit_services():
 
     for verb in ("mark_arrived", "mark_no_show", "mark_fulfilled"):
         assert getattr(base.scheduling_services, verb) is getattr(services, verb)
+
+
+def test_finishing_a_visit_without_check_in_records_both_steps(county, nurse):
+    _b, appointment = _booked(county)
+    services.mark_fulfilled(actor=nurse, appointment_id=appointment.pk, now=VISIT)
+    appointment.refresh_from_db()
+    assert appointment.status == rules.FULFILLED
+    steps = list(appointment.history.values_list("from_status", "to_status"))
+    assert steps[1:] == [(rules.BOOKED, rules.ARRIVED), (rules.ARRIVED, rules.FULFILLED)]
+
+
+def test_a_held_appointment_cannot_be_checked_in(county, nurse):
+    _booker, appointment = _booked(county)
+    Appointment.objects.filter(pk=appointment.pk).update(status=rules.HELD)
+    with pytest.raises(errors.InvalidTransition):
+        services.mark_arrived(actor=nurse, appointment_id=appointment.pk, now=VISIT)
+    with pytest.raises(errors.InvalidTransition):
+        services.mark_fulfilled(actor=nurse, appointment_id=appointment.pk, now=VISIT)

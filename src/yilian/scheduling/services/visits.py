@@ -190,11 +190,14 @@ def mark_no_show(
 @transaction.atomic
 def mark_fulfilled(*, actor: Actor, appointment_id: int, now: datetime | None = None) -> Appointment:
     """就诊完成: ARRIVED → FULFILLED (§8 F-Appointment ``fulfilled``), when the doctor finishes the
-    visit on the queue screen. Repeating it is a no-op."""
+    visit on the queue screen. A BOOKED appointment (seen without a recorded check-in) goes through
+    ARRIVED first, both steps in the graph and in the history. Repeating it is a no-op."""
     now = now or timezone.now()
     appointment = _visit_for_update(actor, appointment_id)
     if appointment.status == Appointment.Status.FULFILLED:
         return appointment
+    if appointment.status == Appointment.Status.BOOKED:
+        _move(appointment, rules.ARRIVED, actor, now, "seen without check-in")
     _move(appointment, rules.FULFILLED, actor, now, "visit finished")
     audit.record(actor, "scheduling.fulfilled", target=_target(appointment))
     return appointment
