@@ -160,6 +160,8 @@ def test_schedule_office_week_grid_on_a_desktop(live_server, flushable_db, brows
         assert page.locator(".sc-cell").count() == 3
         page.screenshot(path=str(artifacts / "scheduling_week_grid.png"), full_page=True)
         page.click(".sc-cell:has-text('王建国')")
+        page.wait_for_selector("h1:has-text('王建国')")
+        page.screenshot(path=str(artifacts / "scheduling_session_detail.png"), full_page=True)
         page.click("a:has-text('停诊')")
         page.wait_for_selector("text=确认停诊并通知 0 位患者")
         page.screenshot(path=str(artifacts / "scheduling_stop_confirm.png"), full_page=True)
