@@ -32,7 +32,7 @@ def make_department(org, name: str = "心血管内科") -> Department:
 
 def scheduler(org) -> Actor:
     """A member of the medical-affairs office (schedule permission)."""
-    staff = f.make_staff("sysadmin", org, username=f"sched{next(_seq)}")
+    staff = f.make_staff("coordinator", org, username=f"sched{next(_seq)}")
     return actor_for_user(staff.user)
 
 

@@ -145,7 +145,7 @@ def test_patient_books_and_cancels_on_a_phone(
 
 def test_schedule_office_week_grid_on_a_desktop(live_server, flushable_db, browser, artifacts, community):  # noqa: F811
     department, sessions = _schedule(community)
-    office = f.make_staff("sysadmin", community.county, username="sched.office", name="周主任")
+    office = f.make_staff("coordinator", community.county, username="sched.office", name="周主任")
     context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
     page = context.new_page()
     try:

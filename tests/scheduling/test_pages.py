@@ -227,7 +227,7 @@ def test_week_grid_shows_booked_and_free_counts(client, county, clinic, login, s
 def test_scheduler_creates_a_session_with_thirty_minute_windows(client, county, login):
     department = make_department(county, "骨科")
     doctor = make_doctor(county, department, name="孙立")
-    office = f.make_staff("sysadmin", county, username="sched-page")
+    office = f.make_staff("coordinator", county, username="sched-page")
     login(office)
     day = timezone.localdate() + timedelta(days=3)
     grid = client.get(
@@ -276,7 +276,7 @@ def test_stop_session_confirms_the_count_then_cancels_and_notifies(
         booker = make_booker(county, name=name)
         _book(_patient_client(client, booker), session, booker)
     client.logout()
-    office = f.make_staff("sysadmin", county, username="sched-stop")
+    office = f.make_staff("coordinator", county, username="sched-stop")
     login(office)
     confirm = client.get(reverse("scheduling:session-stop", args=[session.pk])).content.decode()
     assert "确认停诊并通知 2 位患者" in confirm

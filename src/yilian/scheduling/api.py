@@ -6,14 +6,13 @@ Refusals carry exactly the codes and HTTP statuses of access.md §0.1 (``schedul
 # No ``from __future__ import annotations``: ninja resolves annotations through the ``@requires``
 # wrapper, whose globals are not this module's.
 import datetime
-from functools import wraps
 
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 from ninja import Header, Router, Status
 
-from yilian.common.access import PUBLIC, STAFF, requires
-from yilian.common.errors import InvalidInput, NotAuthenticated
+from yilian.common.access import AUTHENTICATED, PUBLIC, STAFF, requires
+from yilian.common.errors import InvalidInput
 from yilian.community.models import Department, Staff
 from yilian.scheduling import rules, schemas, selectors, services
 from yilian.scheduling.models import Appointment
@@ -22,19 +21,8 @@ router = Router(tags=["scheduling"])
 
 # Booking and cancelling are open to patient accounts (for the patients they manage) and to desk
 # staff (with the desk permission); the service decides. The declared permission is therefore the
-# honest, weaker one: any signed-in caller (the same value ``accounts.api.signed_in`` declares).
-SIGNED_IN = "authenticated"
-
-
-def signed_in(view):
-    @wraps(view)
-    def guarded(request, *args, **kwargs):
-        if not request.actor.is_authenticated:
-            raise NotAuthenticated()
-        return view(request, *args, **kwargs)
-
-    guarded.yilian_permission = SIGNED_IN  # type: ignore[attr-defined]
-    return guarded
+# honest, weaker one: any signed-in caller.
+signed_in = requires(AUTHENTICATED)
 
 
 def _session_out(entry: selectors.SessionAvailability) -> dict:

@@ -31,12 +31,11 @@ IDEMPOTENCY_KEY_MAX = 64
 MAX_WINDOW_CAPACITY = 500
 GUARDIAN_AGE = 14  # B-16
 
-# Until the lead adds a booking permission, desk staff book on a patient's behalf with the
-# permission that lets them register patients at the desk (patient.create).
-DESK_BOOKING_PERMISSION = policy.PATIENT_CREATE
-# Creating and stopping sessions: the medical-affairs office; until a ``schedule.manage`` permission
-# exists, organisation managers (plus the session's own doctor for a stop).
-SCHEDULE_PERMISSION = policy.ORG_MANAGE
+# Desk staff book on a patient's behalf (窗口/电话预约) with ``appointment.book``.
+DESK_BOOKING_PERMISSION = policy.APPOINTMENT_BOOK
+# Creating and stopping sessions (出诊排班, 停诊): ``schedule.manage`` (plus the session's own doctor
+# for a stop).
+SCHEDULE_PERMISSION = policy.SCHEDULE_MANAGE
 # Visit states (签到 / 爽约 / 就诊完成) are set by the queueing app on behalf of the desk, kiosk and
 # doctor: staff who may scan e-health cards at the hospital (card.scan), a patient for their own
 # check-in, or the system.
