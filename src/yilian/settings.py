@@ -113,6 +113,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "accounts:staff-login"
 
 # Sessions: idle timeout (MLPS 2.0 practice), cookie hardening.
+SESSION_ENGINE = "yilian.accounts.sessions"  # the db engine; an existing session is saved in one UPDATE
 SESSION_IDLE_TIMEOUT = timedelta(minutes=env_int("YILIAN_SESSION_IDLE_MINUTES", 30, minimum=1))
 SESSION_COOKIE_AGE = env_int("YILIAN_SESSION_MAX_SECONDS", 12 * 3600, minimum=60)
 SESSION_COOKIE_HTTPONLY = True
