@@ -97,7 +97,10 @@ def build_world(n_patients: int, numbers: int) -> dict:
     BookingPolicy.objects.create(department=dept, referral_reserved_ratio=0, expert_referral_reserved_ratio=0)
     admin_user = User.objects.create_user(username="bench-admin", password=None, kind=User.Kind.STAFF)
     admin = Staff.objects.create(user=admin_user, name="医务科", organisation=org)
-    RoleAssignment.objects.create(staff=admin, role="sysadmin", organisation=org)
+    # The medical-affairs office makes the schedule: whichever of the two roles carries the schedule
+    # permission in this version of common.policy (organisation manager, or the dedicated one).
+    for role in ("sysadmin", "coordinator"):
+        RoleAssignment.objects.create(staff=admin, role=role, organisation=org)
     day = timezone.localdate() + timedelta(days=4)
     segments = 10
     per = numbers // segments
