@@ -31,3 +31,9 @@ def test_security_administrator_sees_security(login, staff_of):
     nav = nav_links(login(staff_of(policy.SECADMIN)))
     assert reverse("accounts:security") in nav
     assert reverse("patients:staff-home") not in nav
+
+
+def test_coordinator_sees_the_schedule_but_not_the_triage_desk(login, staff_of):
+    nav = nav_links(login(staff_of(policy.COORDINATOR)))
+    assert reverse("scheduling:sessions") in nav
+    assert reverse("queueing:desk") not in nav
