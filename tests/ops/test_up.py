@@ -210,7 +210,9 @@ def test_up_on_postgresql_serves_with_worker_processes_and_stops_them_all(tmp_pa
         assert "gunicorn, 2 processes" in "".join(output)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as page:
             assert page.status == 200
-        children = _children(proc.pid)
+        deadline = time.monotonic() + 30  # the banner comes before gunicorn forks its workers
+        while len(children := _children(proc.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
         workers = [pid for pid in children if "db_worker" in Path(f"/proc/{pid}/cmdline").read_text()]
         assert len(workers) == 1 and len(children) == 3, "one task worker and two web workers"
         proc.send_signal(signal.SIGTERM)
