@@ -293,8 +293,14 @@ def test_demo_activity_fills_the_calendar_and_the_work_list(centre):
         f.make_patient(centre.community.village, name=f"演示{i}", birth=date(1965, 1, 1 + i))
         for i in range(5)
     ]
+    from yilian.accounts.selectors import actor_for_user
+
     counts = catalogue.demo_activity(
-        doctor=centre.doctor, desk=centre.nurse, patients=patients, rng=random.Random(1), booked_share=0.5
+        orderer=actor_for_user(centre.doctor.user),
+        desk=actor_for_user(centre.nurse.user),
+        patients=patients,
+        rng=random.Random(1),
+        booked_share=0.5,
     )
     assert counts["orders"] >= len(patients) and counts["appointments"] > 0
     assert ExamAppointment.objects.filter(status__in=rules.ACTIVE).count() == counts["appointments"]

@@ -202,3 +202,12 @@ def test_zero_patients_builds_only_the_county():
     assert Patient.objects.count() == 0
     assert Organisation.objects.filter(kind="village_clinic").count() == 20
     f.make_patient(Organisation.objects.filter(kind="village_clinic").first())
+
+
+def test_demo_fills_the_exam_centre_calendar_with_planned_bookings():
+    from yilian.exams.models import ExamAppointment, ExamOrder, ExamResource
+
+    demo()
+    assert ExamResource.objects.exists()
+    assert ExamOrder.objects.filter(ordered_by_label="system:demo").exists()
+    assert ExamAppointment.objects.exists()

@@ -263,13 +263,12 @@ DEMO_ORDER_SETS = [
 ]
 
 
-def demo_activity(*, doctor, desk, patients, rng, booked_share: float = 0.6) -> dict[str, int]:
-    """Demo data for the centre: paid orders from ``doctor`` (a Staff with the doctor role) for
-    ``patients``, of which ``booked_share`` are booked by ``desk`` (a Staff of the centre) with the
-    planner, so that the calendar shows a realistic occupancy and the work list has patients."""
-    from yilian.accounts.selectors import actor_for_user
-
-    doctor_actor, desk_actor = actor_for_user(doctor.user), actor_for_user(desk.user)
+def demo_activity(*, orderer, desk, patients, rng, booked_share: float = 0.6) -> dict[str, int]:
+    """Demo data for the centre: paid orders placed by ``orderer`` (an Actor allowed to order, e.g. a
+    demo import acting as an integrating system) for ``patients``, of which ``booked_share`` are
+    booked by ``desk`` (an Actor allowed to book) with the planner, so that the calendar shows a
+    realistic occupancy and the work list has patients."""
+    doctor_actor, desk_actor = orderer, desk
     types = {t.code: t for t in ExamType.objects.filter(is_active=True)}
     orders = booked = 0
     for patient in patients:
