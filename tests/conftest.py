@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.db import connection
 
 from tests import factories as f
 from yilian.common import policy
@@ -87,3 +90,48 @@ def browser():
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# --- Tests whose data must be committed (live_server, real concurrent clients) ------------------
+# The audit log is append-only in the database itself (common migration 0002), so the flush that
+# ends a transactional test would be refused. The triggers are lifted for that flush only and put
+# back when the module ends.
+
+_append_only = importlib.import_module("yilian.common.migrations.0002_audit_append_only")
+IS_POSTGRES = "postgresql" in settings.DATABASES["default"]["ENGINE"]
+
+
+def _set_audit_triggers(on: bool) -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ALTER TABLE common_auditevent {'ENABLE' if on else 'DISABLE'} TRIGGER USER")
+        elif connection.vendor == "sqlite":
+            for sql in _append_only.SQLITE_REVERSE:
+                cursor.execute(sql)
+            if on:
+                for sql in _append_only.SQLITE:
+                    cursor.execute(sql)
+
+
+@pytest.fixture(scope="module")
+def _audit_triggers_back_on(django_db_setup, django_db_blocker):
+    yield
+    with django_db_blocker.unblock():
+        _set_audit_triggers(True)
+
+
+@pytest.fixture
+def flushable_db(_audit_triggers_back_on, transactional_db):
+    """``transactional_db`` whose end-of-test flush may empty the audit log."""
+    yield
+    _set_audit_triggers(False)
+
+
+@pytest.fixture
+def concurrent_db(_audit_triggers_back_on):
+    """For tests marked ``@pytest.mark.django_db(transaction=IS_POSTGRES)``: on PostgreSQL the test
+    commits so that other threads' connections see its data; on SQLite (which serialises writers)
+    it runs in the usual rolled-back transaction."""
+    yield
+    if IS_POSTGRES:
+        _set_audit_triggers(False)

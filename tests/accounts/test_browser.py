@@ -10,7 +10,6 @@ from django.test import override_settings
 
 from tests import factories as f
 from tests.accounts.conftest import PASSWORD
-from tests.browser.conftest import _audit_triggers_back_on, flushable_db  # noqa: F401 - fixtures
 from yilian.accounts.models import PatientAccount
 from yilian.common.policy import DOCTOR, SECADMIN
 from yilian.notifications.senders import ConsoleSmsSender

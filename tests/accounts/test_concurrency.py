@@ -32,23 +32,6 @@ PHONE = "13800138000"
 IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 
 
-@pytest.fixture(scope="module")
-def _audit_triggers_back_on(django_db_setup, django_db_blocker):
-    yield
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE common_auditevent ENABLE TRIGGER USER")
-
-
-@pytest.fixture
-def committed_db(_audit_triggers_back_on, transactional_db):
-    """Committed data that other threads' connections see. The flush that ends the test would trip
-    the append-only audit triggers (common migration 0002): they are off for the flush only and
-    back on when the module ends."""
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE common_auditevent DISABLE TRIGGER USER")
-
-
 def race(n: int, fn):
     """Run ``fn`` in ``n`` threads released together; return each result or exception."""
     barrier = threading.Barrier(n)
@@ -67,7 +50,7 @@ def race(n: int, fn):
 
 
 @override_settings(STAFF_LOCKOUT_THRESHOLD=6)
-def test_concurrent_wrong_passwords_all_count_and_lock_once(committed_db):
+def test_concurrent_wrong_passwords_all_count_and_lock_once(flushable_db):
     org = f.make_org("海阳县人民医院", "county_hospital", code="COUNTY01")
     staff = f.make_staff(DOCTOR, org, username="lidoc")
     results = race(6, lambda: services.sign_in_staff(username="lidoc", password="wrong"))
@@ -79,7 +62,7 @@ def test_concurrent_wrong_passwords_all_count_and_lock_once(committed_db):
 
 
 @override_settings(TASKS=IMMEDIATE_TASKS, OTP_MIN_INTERVAL_SECONDS=0, OTP_MAX_PER_PHONE_PER_HOUR=3)
-def test_concurrent_code_requests_respect_the_hourly_limit(committed_db):
+def test_concurrent_code_requests_respect_the_hourly_limit(flushable_db):
     results = race(8, lambda: services.request_code(phone=PHONE, ip="10.0.0.1"))
     assert sum(isinstance(r, OneTimeCode) for r in results) == 3
     assert sum(isinstance(r, CodeRateLimited) for r in results) == 5
@@ -87,14 +70,14 @@ def test_concurrent_code_requests_respect_the_hourly_limit(committed_db):
 
 
 @override_settings(TASKS=IMMEDIATE_TASKS, OTP_MIN_INTERVAL_SECONDS=60)
-def test_concurrent_code_requests_respect_the_minimum_interval(committed_db):
+def test_concurrent_code_requests_respect_the_minimum_interval(flushable_db):
     results = race(6, lambda: services.request_code(phone=PHONE, ip="10.0.0.1"))
     assert sum(isinstance(r, OneTimeCode) for r in results) == 1
     assert OneTimeCode.objects.count() == 1
 
 
 @override_settings(TASKS=IMMEDIATE_TASKS)
-def test_a_code_submitted_concurrently_signs_in_once(committed_db):
+def test_a_code_submitted_concurrently_signs_in_once(flushable_db):
     ConsoleSmsSender.outbox.clear()
     services.request_code(phone=PHONE, ip="10.0.0.1")
     code = re.search(r"\d{6}", ConsoleSmsSender.outbox[-1][1]).group(0)

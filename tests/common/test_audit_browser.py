@@ -8,7 +8,6 @@ import pytest
 from django.utils import timezone
 
 from tests import factories as f
-from tests.browser.conftest import _audit_triggers_back_on, flushable_db  # noqa: F401 - fixtures
 from yilian.common import policy
 from yilian.common.models import AuditEvent
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests import factories as f
-from tests.browser.conftest import _audit_triggers_back_on, flushable_db  # noqa: F401 - fixtures
 from yilian.common import policy
 from yilian.community.models import Department
 

@@ -7,24 +7,10 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.browser.conftest import _set_audit_triggers
 from yilian.exams import rules
 from yilian.exams.models import ExamAppointment
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def _audit_triggers_back_on(django_db_setup, django_db_blocker):
-    yield
-    with django_db_blocker.unblock():
-        _set_audit_triggers(True)
-
-
-@pytest.fixture
-def flushable_db(_audit_triggers_back_on, transactional_db):
-    yield
-    _set_audit_triggers(False)
 
 
 def _context(browser, live_server, user, **kwargs):

@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connections
 
 from tests import factories as f
 from yilian.exams import errors, rules, services
@@ -23,23 +23,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs concurrent writers: runs in the PostgreSQL pass (SQLite serialises writers; "
     "the sequential capacity tests are in test_services.py)",
 )
-
-
-@pytest.fixture
-def concurrent_db():
-    """The test commits so the threads' connections see its data; the final flush would trip the
-    append-only audit triggers (common migration 0002), so they are off for that flush only."""
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE common_auditevent DISABLE TRIGGER USER")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _audit_triggers_restored(django_db_blocker):
-    yield
-    if IS_POSTGRES:
-        with django_db_blocker.unblock(), connection.cursor() as cursor:
-            cursor.execute("ALTER TABLE common_auditevent ENABLE TRIGGER USER")
 
 
 def _race(jobs):

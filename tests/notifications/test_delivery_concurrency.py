@@ -9,7 +9,6 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tests.browser.conftest import _audit_triggers_back_on, flushable_db  # noqa: F401 - fixtures
 from yilian.notifications import services
 from yilian.notifications.models import SmsMessage
 

@@ -10,7 +10,6 @@ from django.apps import apps
 from django.test import override_settings
 from django.utils import timezone
 
-from tests.browser.conftest import _audit_triggers_back_on, flushable_db  # noqa: F401 - fixtures
 from yilian.accounts.models import PatientAccount
 from yilian.common import crypto
 from yilian.notifications import services

@@ -7,7 +7,6 @@ from datetime import date
 import pytest
 
 from tests import factories as f
-from tests.browser.conftest import _audit_triggers_back_on, flushable_db  # noqa: F401 - fixtures
 from yilian.common import policy
 from yilian.common.models import AuditEvent
 

@@ -27,22 +27,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def _audit_triggers_back_on(django_db_setup, django_db_blocker):
-    yield
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE common_auditevent ENABLE TRIGGER USER")
-
-
-@pytest.fixture
-def committed_db(_audit_triggers_back_on, transactional_db):
-    """Committed rows that the threads' connections see; the audit triggers are off for the
-    end-of-test flush only (common migration 0002) and back on when the module ends."""
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE common_auditevent DISABLE TRIGGER USER")
-
-
 def race(n: int, fn) -> list:
     barrier = threading.Barrier(n)
     results: list = [None] * n
@@ -64,7 +48,7 @@ def race(n: int, fn) -> list:
     return results
 
 
-def test_one_code_scanned_at_eight_desks_at_once_opens_the_record_once(committed_db):
+def test_one_code_scanned_at_eight_desks_at_once_opens_the_record_once(flushable_db):
     county = f.make_org("县医院", "county_hospital", code="C-CARD")
     patient = f.make_patient(county, name="周大福")
     token = card.make_token(f.issue_card(patient))

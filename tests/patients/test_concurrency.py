@@ -28,21 +28,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def _audit_triggers_back_on(django_db_setup, django_db_blocker):
-    yield
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE common_auditevent ENABLE TRIGGER USER")
-
-
-@pytest.fixture
-def committed_db(_audit_triggers_back_on, transactional_db):
-    """Committed rows the threads see; audit triggers are off only for the end-of-test flush."""
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE common_auditevent DISABLE TRIGGER USER")
-
-
 def race(n: int, fn) -> list:
     barrier = threading.Barrier(n)
     results: list = [None] * n
@@ -64,7 +49,7 @@ def race(n: int, fn) -> list:
     return results
 
 
-def test_simultaneous_registrations_of_one_person_make_one_patient(committed_db):
+def test_simultaneous_registrations_of_one_person_make_one_patient(flushable_db):
     county = f.make_org("县医院", "county_hospital", code="CC01")
     clerks = [actor_of(f.make_staff("doctor", county)) for _ in range(4)]
     number = f.valid_id()
@@ -82,7 +67,7 @@ def test_simultaneous_registrations_of_one_person_make_one_patient(committed_db)
     assert Patient.objects.count() == 1 and HealthCard.objects.count() == 1
 
 
-def test_simultaneous_merges_of_one_pair_move_links_once(committed_db):
+def test_simultaneous_merges_of_one_pair_move_links_once(flushable_db):
     county = f.make_org("县医院", "county_hospital", code="CC02")
     coordinators = [actor_of(f.make_staff("coordinator", county)) for _ in range(3)]
     keep, drop = f.make_patient(county, name="张三"), f.make_patient(county, name="张三")

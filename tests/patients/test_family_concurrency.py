@@ -26,23 +26,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def _audit_triggers_back_on(django_db_setup, django_db_blocker):
-    yield
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE common_auditevent ENABLE TRIGGER USER")
-
-
-@pytest.fixture
-def committed_db(_audit_triggers_back_on, transactional_db):
-    """Committed rows that the threads' connections see; the audit triggers are off for the
-    end-of-test flush only (common migration 0002) and back on when the module ends."""
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE common_auditevent DISABLE TRIGGER USER")
-
-
-def test_concurrent_binds_never_exceed_the_limit(committed_db):
+def test_concurrent_binds_never_exceed_the_limit(flushable_db):
     county = f.make_org("县医院", "county_hospital", code="C-FAM")
     account = f.make_patient_account("13500001111")
     for i in range(3):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from tests import factories as f
@@ -97,33 +95,3 @@ def today_clinic(community):
     queue = services.open_queue(actor=c.nurse_actor, session_id=c.session.pk)
     services.assign_room(actor=c.nurse_actor, queue_id=queue.pk, room_id=c.room.pk)
     return c
-
-
-_append_only = importlib.import_module("yilian.common.migrations.0002_audit_append_only")
-
-
-def _set_audit_triggers(on: bool) -> None:
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE common_auditevent {'ENABLE' if on else 'DISABLE'} TRIGGER USER")
-        elif connection.vendor == "sqlite":
-            for sql in _append_only.SQLITE_REVERSE:
-                cursor.execute(sql)
-            if on:
-                for sql in _append_only.SQLITE:
-                    cursor.execute(sql)
-
-
-@pytest.fixture(scope="module")
-def _audit_triggers_back_on(django_db_setup, django_db_blocker):
-    yield
-    with django_db_blocker.unblock():
-        _set_audit_triggers(True)
-
-
-@pytest.fixture
-def flushable_db(_audit_triggers_back_on, transactional_db):
-    """``transactional_db`` whose end-of-test flush may empty the append-only audit log (as in
-    tests/browser/conftest.py)."""
-    yield
-    _set_audit_triggers(False)

@@ -12,7 +12,6 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tests import factories as f
-from tests.browser.conftest import _audit_triggers_back_on, flushable_db  # noqa: F401  (fixtures)
 from tests.scheduling.factories import make_department, make_doctor, make_session
 from yilian.community.models import Staff
 from yilian.notifications.senders import ConsoleSmsSender
@@ -78,7 +77,7 @@ def _schedule(community):
 
 def test_patient_books_and_cancels_on_a_phone(
     live_server,
-    flushable_db,  # noqa: F811
+    flushable_db,
     browser,
     artifacts,
     community,
@@ -143,7 +142,7 @@ def test_patient_books_and_cancels_on_a_phone(
         context.close()
 
 
-def test_schedule_office_week_grid_on_a_desktop(live_server, flushable_db, browser, artifacts, community):  # noqa: F811
+def test_schedule_office_week_grid_on_a_desktop(live_server, flushable_db, browser, artifacts, community):
     department, sessions = _schedule(community)
     office = f.make_staff("coordinator", community.county, username="sched.office", name="周主任")
     context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")

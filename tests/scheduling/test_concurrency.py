@@ -71,26 +71,6 @@ def _patients(org, n: int) -> list[tuple[object, int]]:
 IS_POSTGRES = "postgresql" in settings.DATABASES["default"]["ENGINE"]
 
 
-@pytest.fixture(scope="module")
-def _audit_triggers_restored(django_db_blocker):
-    """Torn down after the module's last flush: the append-only audit triggers back on."""
-    yield
-    if IS_POSTGRES:
-        with django_db_blocker.unblock(), connection.cursor() as cursor:
-            cursor.execute("ALTER TABLE common_auditevent ENABLE TRIGGER USER")
-
-
-@pytest.fixture
-def concurrent_db(_audit_triggers_restored):
-    """On PostgreSQL the test commits so that the clients' own connections see its data; the
-    flush that ends it would trip the append-only audit triggers (common migration 0002), so they
-    are off for that flush. On SQLite the test runs in the usual rolled-back transaction."""
-    yield
-    if IS_POSTGRES:
-        with connection.cursor() as cursor:
-            cursor.execute("ALTER TABLE common_auditevent DISABLE TRIGGER USER")
-
-
 def _attempt(actor, patient_id, session_id, key, out, index, *, own_connection):
     try:
         booking = services.book_appointment(
