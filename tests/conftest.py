@@ -135,3 +135,17 @@ def concurrent_db(_audit_triggers_back_on):
     yield
     if IS_POSTGRES:
         _set_audit_triggers(False)
+
+
+@pytest.fixture
+def immediate_tasks():
+    """Run tasks (SMS delivery) at once, with an empty console SMS outbox."""
+    from django.test import override_settings
+
+    from tests.helpers import IMMEDIATE_TASKS
+    from yilian.notifications.senders import ConsoleSmsSender
+
+    ConsoleSmsSender.outbox.clear()
+    with override_settings(TASKS=IMMEDIATE_TASKS):
+        yield
+    ConsoleSmsSender.outbox.clear()

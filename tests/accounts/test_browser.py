@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.test import override_settings
 
 from tests import factories as f
 from tests.accounts.conftest import PASSWORD
@@ -16,16 +15,7 @@ from yilian.notifications.senders import ConsoleSmsSender
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("flushable_db")]
 
-IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 PHONE = "13812345678"
-
-
-@pytest.fixture
-def immediate_tasks():
-    ConsoleSmsSender.outbox.clear()
-    with override_settings(TASKS=IMMEDIATE_TASKS):
-        yield
-    ConsoleSmsSender.outbox.clear()
 
 
 def test_patient_signs_in_with_phone_and_code(live_server, browser, artifacts, immediate_tasks):

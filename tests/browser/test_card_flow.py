@@ -12,32 +12,16 @@ import re
 from datetime import date
 
 import pytest
-from django.test import override_settings
 
 from tests import factories as f
+from tests.helpers import patient_signs_in, phone_context
 from yilian.accounts.selectors import actor_for_user
 from yilian.common import policy
-from yilian.notifications.senders import ConsoleSmsSender
 from yilian.patients import card
 
 pytestmark = pytest.mark.browser
 
-IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 PHONE = "13812345678"
-
-
-@pytest.fixture
-def immediate_tasks():
-    ConsoleSmsSender.outbox.clear()
-    with override_settings(TASKS=IMMEDIATE_TASKS):
-        yield
-    ConsoleSmsSender.outbox.clear()
-
-
-def _last_code(phone: str) -> str:
-    bodies = [body for to, body in ConsoleSmsSender.outbox if to == phone]
-    assert bodies, "no sign-in code was sent"
-    return re.search(r"\d{6}", bodies[-1]).group(0)
 
 
 DECODE_SVG = """async (svg) => {
@@ -64,26 +48,6 @@ def _decode_qr_on_screen(page, base_url: str) -> str:
     return token
 
 
-def _phone(browser):
-    return browser.new_context(
-        viewport={"width": 390, "height": 844},
-        device_scale_factor=2,
-        is_mobile=True,
-        has_touch=True,
-        locale="zh-CN",
-    )
-
-
-def _patient_signs_in(page, base_url: str, phone: str) -> None:
-    page.goto(f"{base_url}/accounts/patient/login/")
-    page.fill("#id_phone", phone)
-    page.click("button:has-text('获取验证码')")
-    page.wait_for_selector("#id_code")
-    page.fill("#id_code", _last_code(phone))
-    page.click("button:has-text('登录')")
-    page.wait_for_url(re.compile(r".*/h5/$"))
-
-
 def test_patient_card_qr_refreshes_on_its_own(
     live_server, flushable_db, browser, artifacts, community, settings, immediate_tasks
 ):
@@ -96,10 +60,10 @@ def test_patient_card_qr_refreshes_on_its_own(
     f.issue_card(mother)
     f.link(account, mother, "parent")
 
-    context = _phone(browser)
+    context = phone_context(browser)
     page = context.new_page()
     try:
-        _patient_signs_in(page, live_server.url, PHONE)
+        patient_signs_in(page, live_server.url, PHONE)
         assert page.locator(".member-card").count() == 2
         page.screenshot(path=str(artifacts / "patient_home.png"), full_page=True)
 
@@ -188,10 +152,10 @@ def test_patient_adds_a_child_with_consent(
     f.link(account, me, "self")
     child_id = f.valid_id(date(2020, 9, 1), "M")
 
-    context = _phone(browser)
+    context = phone_context(browser)
     page = context.new_page()
     try:
-        _patient_signs_in(page, live_server.url, PHONE)
+        patient_signs_in(page, live_server.url, PHONE)
         page.get_by_role("link", name="就诊人管理").click()
         page.wait_for_url(re.compile(r".*/h5/family/$"))
         page.click("summary:has-text('填写就诊人信息')")

@@ -3,43 +3,21 @@
 from __future__ import annotations
 
 import importlib
-import re
 
 import pytest
 from django.apps import apps
-from django.test import override_settings
 from django.utils import timezone
 
+from tests.helpers import patient_signs_in
 from yilian.accounts.models import PatientAccount
 from yilian.common import crypto
 from yilian.notifications import services
 from yilian.notifications.models import InboxMessage
-from yilian.notifications.senders import ConsoleSmsSender
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("flushable_db")]
 _default_templates = importlib.import_module("yilian.notifications.migrations.0004_default_templates")
 
-IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 PHONE = "13812340000"
-
-
-@pytest.fixture
-def immediate_tasks():
-    ConsoleSmsSender.outbox.clear()
-    with override_settings(TASKS=IMMEDIATE_TASKS):
-        yield
-    ConsoleSmsSender.outbox.clear()
-
-
-def _patient_signs_in(page, base_url: str, phone: str) -> None:
-    page.goto(f"{base_url}/accounts/patient/login/")
-    page.fill("#id_phone", phone)
-    page.click("button:has-text('获取验证码')")
-    page.wait_for_selector("#id_code")
-    code = re.search(r"\d{6}", [b for to, b in ConsoleSmsSender.outbox if to == phone][-1]).group(0)
-    page.fill("#id_code", code)
-    page.click("button:has-text('登录')")
-    page.wait_for_url(re.compile(r".*/h5/$"))
 
 
 def test_patient_reads_a_cancellation_and_marks_it_read(live_server, browser, artifacts, immediate_tasks):
@@ -47,7 +25,7 @@ def test_patient_reads_a_cancellation_and_marks_it_read(live_server, browser, ar
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, locale="zh-CN")
     page = context.new_page()
     try:
-        _patient_signs_in(page, live_server.url, PHONE)
+        patient_signs_in(page, live_server.url, PHONE)
         account = PatientAccount.objects.get(phone_hash=crypto.blind_index("phone", PHONE))
         services.notify(
             recipient=account.user,

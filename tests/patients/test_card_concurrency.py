@@ -6,13 +6,11 @@ Real concurrency needs real connections, so this runs in the PostgreSQL pass of 
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from tests import factories as f
+from tests.helpers import race
 from yilian.accounts.selectors import actor_for_user
 from yilian.common import policy
 from yilian.patients import card
@@ -25,27 +23,6 @@ pytestmark = [
         reason="needs PostgreSQL: SQLite serialises every write transaction",
     ),
 ]
-
-
-def race(n: int, fn) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[i] = fn(i)
-        except Exception as exc:  # collected and asserted on below
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 def test_one_code_scanned_at_eight_desks_at_once_opens_the_record_once(flushable_db):

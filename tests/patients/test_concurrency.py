@@ -7,13 +7,11 @@ Real concurrency needs real connections, so this runs in the PostgreSQL pass of 
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from tests import factories as f
+from tests.helpers import race
 from tests.patients.factories import actor_of
 from yilian.common.errors import DomainError
 from yilian.patients import services
@@ -26,27 +24,6 @@ pytestmark = [
         reason="needs PostgreSQL: SQLite serialises every write transaction",
     ),
 ]
-
-
-def race(n: int, fn) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[i] = fn(i)
-        except Exception as exc:  # collected and asserted on below
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    return results
 
 
 def test_simultaneous_registrations_of_one_person_make_one_patient(flushable_db):

@@ -8,34 +8,18 @@ import re
 from datetime import time, timedelta
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 
 from tests import factories as f
+from tests.helpers import last_sms_code
 from tests.scheduling.factories import make_department, make_doctor, make_session
 from yilian.community.models import Staff
-from yilian.notifications.senders import ConsoleSmsSender
 from yilian.scheduling import rules
 from yilian.scheduling.models import Appointment
 
 pytestmark = pytest.mark.browser
 
-IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 PHONE = "13812340001"
-
-
-@pytest.fixture
-def immediate_tasks():
-    ConsoleSmsSender.outbox.clear()
-    with override_settings(TASKS=IMMEDIATE_TASKS):
-        yield
-    ConsoleSmsSender.outbox.clear()
-
-
-def _last_code(phone: str) -> str:
-    bodies = [body for to, body in ConsoleSmsSender.outbox if to == phone]
-    assert bodies, "no sign-in code was sent"
-    return re.search(r"\d{6}", bodies[-1]).group(0)
 
 
 def _schedule(community):
@@ -104,7 +88,7 @@ def test_patient_books_and_cancels_on_a_phone(
         page.fill("#id_phone", PHONE)
         page.click("button:has-text('获取验证码')")
         page.wait_for_selector("#id_code")
-        page.fill("#id_code", _last_code(PHONE))
+        page.fill("#id_code", last_sms_code(PHONE))
         page.click("button:has-text('登录')")
         page.wait_for_url(re.compile(r".*/h5/$"))
 
