@@ -14,6 +14,13 @@ from django.db import connection
 from tests import factories as f
 from yilian.common import policy
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_root_exists():
+    """WhiteNoise warns when STATIC_ROOT is missing; the suite serves static files from finders."""
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 

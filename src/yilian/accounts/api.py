@@ -11,7 +11,7 @@ No ``from __future__ import annotations`` here: ninja reads the schema annotatio
 from django.contrib.auth import login, logout
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy
-from ninja import Router
+from ninja import Router, Status
 from ninja.security import APIKeyHeader
 
 from yilian.accounts import schemas
@@ -135,7 +135,7 @@ def list_keys(request):
 def create_key(request, payload: schemas.ApiKeyCreate):
     org = community_selectors.organisation_by_code(payload.organisation_code, field="organisation_code")
     key, full = account_services.create_api_key(actor=request.actor, organisation=org, name=payload.name)
-    return 201, {**_key_read(key), "key": full}
+    return Status(201, {**_key_read(key), "key": full})
 
 
 @router.post("/keys/{key_id}/revoke", response=schemas.ApiKeyRead, summary="吊销接口密钥")

@@ -12,7 +12,7 @@ gets 403 at the door.
 # wrapper, whose globals are not this module's.
 from functools import wraps
 
-from ninja import Router
+from ninja import Router, Status
 
 from yilian.common.access import STAFF, requires
 from yilian.common.errors import NotAuthenticated
@@ -139,7 +139,7 @@ def check_in(request, payload: schemas.CheckInCreate):
     ticket = services.check_in(
         actor=request.actor, token=payload.token, appointment_id=payload.appointment_id
     )
-    return (201 if ticket.created else 200), ticket_out(ticket)
+    return Status(201 if ticket.created else 200, ticket_out(ticket))
 
 
 @router.post("/tickets/{entry_id}/priority", response=schemas.TicketRead)
