@@ -145,9 +145,11 @@ TASKS = {
     }
 }
 if env_str("YILIAN_REDIS_URL"):
-    # Scale-out: an RQ-backed queue is a setting away (pip install django-tasks-rq).
+    # Scale-out: an RQ-backed queue is a setting away (pip install ".[redis]"; workers run
+    # ``yilian rqworker default`` instead of ``yilian db_worker``).
     TASKS["default"] = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}
     RQ_QUEUES = {"default": {"URL": env_str("YILIAN_REDIS_URL")}}
+    INSTALLED_APPS.append("django_rq")
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", _("简体中文")), ("en", _("English"))]
