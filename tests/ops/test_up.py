@@ -73,11 +73,16 @@ def test_up_builds_the_demo_serves_pages_and_static_files_and_stops_its_worker(t
             pid for pid in _children(proc.pid) if "db_worker" in Path(f"/proc/{pid}/cmdline").read_text()
         ]
         assert len(workers) == 1
+        periodic = [
+            pid for pid in _children(proc.pid) if "periodic" in Path(f"/proc/{pid}/cmdline").read_text()
+        ]
+        assert len(periodic) == 1, "the housekeeping jobs run beside the server"
         _demo_patient_signs_in_with_the_code_printed_on_the_console(base, proc, output)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         time.sleep(0.5)
         assert not _alive(workers[0]), "the worker stops with the server"
+        assert not _alive(periodic[0]), "the periodic jobs stop with the server"
     finally:
         if proc.poll() is None:
             proc.kill()

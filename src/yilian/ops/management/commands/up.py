@@ -52,19 +52,24 @@ WORKER_RESTART_DELAY_S = 5
 FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST")
 
 
-class Worker:
-    """The ``db_worker`` child process; restarted (after a pause) if it exits on its own."""
+WORKER_COMMAND = ["db_worker", "--queue-name", "*", "--no-reload"]
+PERIODIC_COMMAND = ["periodic"]
 
-    def __init__(self, out, env: dict[str, str]) -> None:
+
+class Worker:
+    """A child process (the ``db_worker`` task worker, or the ``periodic`` housekeeping jobs);
+    restarted (after a pause) if it exits on its own."""
+
+    def __init__(self, out, env: dict[str, str], command: list[str] | None = None) -> None:
         self.out = out
         self.env = env
+        self.command = command or WORKER_COMMAND
         self.proc: subprocess.Popen | None = None
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="yilian-worker-watch", daemon=True)
 
     def _spawn(self) -> subprocess.Popen:
-        command = [sys.executable, "-m", "yilian", "db_worker", "--queue-name", "*", "--no-reload"]
-        return subprocess.Popen(command, env=self.env)
+        return subprocess.Popen([sys.executable, "-m", "yilian", *self.command], env=self.env)
 
     def start(self) -> None:
         self.proc = self._spawn()
@@ -75,7 +80,7 @@ class Worker:
             proc = self.proc
             if proc is not None and proc.poll() is not None and not self.stopping.is_set():
                 self.out.write(
-                    f"task worker exited with status {proc.returncode}; "
+                    f"{self.command[0]} exited with status {proc.returncode}; "
                     f"restarting in {WORKER_RESTART_DELAY_S} s\n"
                 )
                 if self.stopping.wait(WORKER_RESTART_DELAY_S):
@@ -247,7 +252,9 @@ class Command(BaseCommand):
             "-Host then give the client address and https; from anyone else they are dropped",
         )
         parser.add_argument("--no-demo", action="store_true", help="never build the demo county")
-        parser.add_argument("--no-worker", action="store_true", help="do not start the task worker")
+        parser.add_argument(
+            "--no-worker", action="store_true", help="do not start the task worker and the periodic jobs"
+        )
         parser.add_argument("--no-migrate", action="store_true", help="do not migrate the database first")
 
     def handle(self, *args, **options) -> None:
@@ -289,6 +296,7 @@ class Command(BaseCommand):
             actual_port = server.effective_port
         env = worker_environment(demo=demo)
         worker = None if options["no_worker"] else Worker(self.stdout, env)
+        periodic = None if options["no_worker"] else Worker(self.stdout, env, PERIODIC_COMMAND)
 
         def on_signal(signum, frame):
             raise KeyboardInterrupt
@@ -299,6 +307,8 @@ class Command(BaseCommand):
         try:
             if worker:
                 worker.start()
+            if periodic:
+                periodic.start()
             self._banner(host, actual_port, worker is not None, self._describe(kind, options))
             if worker and env.get("YILIAN_SMS_SENDER") == demo_sms.PATH:
                 self.stdout.write("Demo mode: SMS messages (sign-in codes) are printed here, not sent.")
@@ -320,6 +330,8 @@ class Command(BaseCommand):
             self.stdout.write("\nStopping…")
         finally:
             if os.getpid() == master:
+                if periodic:
+                    periodic.stop()
                 self._cleanup(server, listener, worker, previous, previous_chld)
         self.stdout.write("Stopped.")
 
