@@ -37,3 +37,20 @@ def test_coordinator_sees_the_schedule_but_not_the_triage_desk(login, staff_of):
     nav = nav_links(login(staff_of(policy.COORDINATOR)))
     assert reverse("scheduling:sessions") in nav
     assert reverse("queueing:desk") not in nav
+
+
+def test_patient_phone_pages_offer_the_language_switch(client):
+    from tests import factories as f
+
+    account = f.make_patient_account("13800001111")
+    client.force_login(account.user)
+    html = client.get(reverse("h5:home")).content.decode()
+    assert 'action="/i18n/setlang/"' in html and 'value="en"' in html
+
+
+def test_staff_navigation_reads_patients_in_english(login, staff_of):
+    client = login(staff_of(policy.DOCTOR))
+    client.cookies["django_language"] = "en"
+    html = client.get(reverse("community:org-tree")).content.decode()
+    nav = html[html.index('class="mainnav"') : html.index("</nav>")]
+    assert ">Patients</a>" in nav
