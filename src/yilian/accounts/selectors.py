@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from yilian.accounts import rules
 from yilian.accounts.models import ApiKey, PatientAccount, User
-from yilian.common import masking, policy
+from yilian.common import labels, masking, policy
 from yilian.common.policy import ANONYMOUS, INTEGRATION, Actor, Assignment
 from yilian.community.models import Organisation, Staff
 
@@ -178,7 +178,7 @@ def who_am_i(actor: Actor) -> dict:
     roles = [
         {
             "role": a.role,
-            "role_label": policy.ROLE_LABELS.get(a.role, a.role),
+            "role_label": labels.role_label(a.role),
             "organisation_code": orgs[a.org_id].code if a.org_id in orgs else "",
             "organisation_name": orgs[a.org_id].name if a.org_id in orgs else "",
         }

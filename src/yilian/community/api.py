@@ -7,7 +7,7 @@ administrator); roles ``SECURITY_MANAGE`` (security administrator) — 三员分
 
 from ninja import Field, Query, Router, Schema, Status
 
-from yilian.common import policy
+from yilian.common import labels, policy
 from yilian.common.access import requires
 from yilian.community import selectors, services
 from yilian.community.models import Organisation, RoleAssignment, Staff
@@ -61,7 +61,7 @@ def role_out(assignment: RoleAssignment) -> dict:
     return {
         "id": assignment.pk,
         "role": assignment.role,
-        "role_label": policy.ROLE_LABELS.get(assignment.role, assignment.role),
+        "role_label": labels.role_label(assignment.role),
         "organisation_code": assignment.organisation.code,
         "organisation_name": assignment.organisation.name,
         "granted_at": assignment.granted_at,

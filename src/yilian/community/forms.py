@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from yilian.common import policy
+from yilian.common import labels, policy
 from yilian.community import rules
 from yilian.community.models import Department, Organisation, Staff
 
@@ -71,7 +71,7 @@ class StaffForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(
-        label=_("角色"), choices=[(r, policy.ROLE_LABELS[r]) for r in policy.STAFF_ROLES]
+        label=_("角色"), choices=[(r, labels.ROLE_LABELS[r]) for r in policy.STAFF_ROLES]
     )
     organisation_code = forms.CharField(label=_("所在机构编码"), max_length=32)
 

@@ -11,7 +11,7 @@ from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySe
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
-from yilian.common import policy
+from yilian.common import labels, policy
 from yilian.common.policy import Actor
 from yilian.community import rules
 from yilian.community.errors import OrganisationNotFound, UnknownOrganisation, UnknownStaff
@@ -147,4 +147,4 @@ def staff_for(actor: Actor, staff_id: int) -> Staff:
 
 
 def role_labels(staff: Staff) -> list[str]:
-    return [policy.ROLE_LABELS.get(r.role, r.role) for r in staff.roles.all()]
+    return [labels.role_label(r.role) for r in staff.roles.all()]

@@ -26,7 +26,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from yilian.common import audit, policy
+from yilian.common import audit, labels, policy
 from yilian.common.audit import Target
 from yilian.common.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, PermissionDenied
 from yilian.common.policy import Actor
@@ -494,8 +494,8 @@ def assign_role(
             _("违反三员分立原则：%(name)s 已担任“%(held)s”，不能再担任“%(role)s”。")
             % {
                 "name": member.name,
-                "held": policy.ROLE_LABELS.get(clash, clash),
-                "role": policy.ROLE_LABELS.get(role, role),
+                "held": labels.role_label(clash),
+                "role": labels.role_label(role),
             },
             field="role",
             conflicting_role=clash,

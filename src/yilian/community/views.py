@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from yilian.common import policy
+from yilian.common import labels, policy
 from yilian.common.access import requires
 from yilian.common.errors import DomainError
 from yilian.community import selectors, services
@@ -119,7 +119,7 @@ def _detail_context(request, org: Organisation, **forms) -> dict:
         "staff_query": query,
         "staff_in_scope": policy.covers(actor, policy.ORG_VIEW, org.path),
         "kind_css": KIND_CSS,
-        "role_labels": policy.ROLE_LABELS,
+        "role_labels": labels.ROLE_LABELS,
         **caps,
     }
     can_add_child = caps["can_manage_orgs"] and policy.covers(actor, policy.ORG_MANAGE, org.path)
@@ -225,7 +225,7 @@ def _roles_cell(request, staff_id: int, *, form=None, error: str = "", status: i
         "member": staff,
         "role_form": form or RoleForm(initial={"organisation_code": staff.organisation.code}),
         "role_error": error,
-        "role_labels": policy.ROLE_LABELS,
+        "role_labels": labels.ROLE_LABELS,
         **_capabilities(request.actor),
     }
     return render(request, "community/_staff_roles.html", context, status=status)

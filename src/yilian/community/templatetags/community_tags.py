@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from yilian.common import policy
+from yilian.common import labels, policy
 
 register = template.Library()
 
@@ -12,7 +12,7 @@ register = template.Library()
 @register.filter
 def role_label(role: str) -> str:
     """The Chinese name of a role (``common.policy.ROLE_LABELS``)."""
-    return policy.ROLE_LABELS.get(role, role)
+    return labels.role_label(role)
 
 
 @register.filter

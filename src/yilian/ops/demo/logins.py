@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from yilian.common import policy
+from yilian.common import labels
 from yilian.community.models import Staff
 from yilian.ops.demo.county import DEMO_LOGINS, DEMO_PASSWORD, DEMO_PATIENT_PHONE
 
@@ -36,7 +36,7 @@ def logins_table(password: str | None = DEMO_PASSWORD) -> str:
         rows.append(
             (
                 login.username,
-                policy.ROLE_LABELS.get(login.role, login.role),
+                labels.role_label(login.role),
                 f"{where}（{s.name}）",
                 str(title),
             )
