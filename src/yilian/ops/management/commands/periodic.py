@@ -44,8 +44,6 @@ def run_job(name: str) -> bool:
     except Exception:
         logger.exception("periodic job %s failed", name)
         return False
-    finally:
-        close_old_connections()
     return True
 
 
@@ -64,6 +62,7 @@ class Command(BaseCommand):
         due = dict.fromkeys((name for name, _every in JOBS), 0.0)
         every = dict(JOBS)
         while True:
+            close_old_connections()  # a long-running process: drop broken or expired connections
             now = time.monotonic()
             for name in due:
                 if now >= due[name]:
