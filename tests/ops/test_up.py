@@ -216,10 +216,13 @@ def test_up_on_postgresql_serves_with_worker_processes_and_stops_them_all(tmp_pa
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=10) as page:
             assert page.status == 200
         deadline = time.monotonic() + 30  # the banner comes before gunicorn forks its workers
-        while len(children := _children(proc.pid)) < 3 and time.monotonic() < deadline:
+        while len(children := _children(proc.pid)) < 4 and time.monotonic() < deadline:
             time.sleep(0.2)
         workers = [pid for pid in children if "db_worker" in Path(f"/proc/{pid}/cmdline").read_text()]
-        assert len(workers) == 1 and len(children) == 3, "one task worker and two web workers"
+        periodic = [pid for pid in children if "periodic" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(workers) == 1 and len(periodic) == 1 and len(children) == 4, (
+            "one task worker, one periodic-jobs process and two web workers"
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         time.sleep(0.5)
