@@ -20,6 +20,7 @@ from yilian.common import access, audit
 from yilian.common.api import router as audit_router
 from yilian.common.errors import DomainError
 from yilian.community.api import router as community_router
+from yilian.chronic.api import router as chronic_router
 from yilian.exams.api import router as exams_router
 from yilian.notifications.api import router as notifications_router
 from yilian.patients.api import router as patients_router
@@ -124,4 +125,5 @@ api.add_router("/notifications", notifications_router)
 api.add_router("/audit", audit_router)
 api.add_router("/scheduling", scheduling_router)
 api.add_router("/exams", exams_router)
+api.add_router("/chronic", chronic_router)
 api.add_router("/queueing", queueing_router)

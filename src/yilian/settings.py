@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "yilian.scheduling",
     "yilian.exams",
     "yilian.queueing",
+    "yilian.chronic",
     "yilian.ops",
 ]
 

@@ -17,5 +17,6 @@ urlpatterns = [
     path("audit/", include("yilian.common.urls")),
     path("scheduling/", include("yilian.scheduling.urls")),
     path("exams/", include("yilian.exams.urls")),
+    path("chronic/", include("yilian.chronic.urls")),
     path("queueing/", include("yilian.queueing.urls")),
 ]

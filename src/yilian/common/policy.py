@@ -64,13 +64,18 @@ QUEUE_CALL = "queue.call"  # call patients into a consulting room (access.md Q-1
 EXAM_ORDER = "exam.order"  # order exams (检查申请, access.md E-1)
 EXAM_BOOK = "exam.book"  # book exams for a patient at the exam centre's desk
 EXAM_MANAGE = "exam.manage"  # open and manage exam resources' calendars
+CHRONIC_MANAGE = "chronic.manage"  # enrol, screen, record follow-ups, work the call list (chronic.md)
+CHRONIC_REPORT = "chronic.report"  # see chronic-disease indicators and dashboards (chronic.md §6–§8)
+CHRONIC_IMPORT = "chronic.import"  # bulk-import registries and follow-ups from the template
 
 _CLINICAL = {PATIENT_SEARCH, PATIENT_VIEW, PATIENT_CREATE, PATIENT_UPDATE, CARD_SCAN, ORG_VIEW, INBOX}
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    DOCTOR: frozenset(_CLINICAL | {QUEUE_CALL, EXAM_ORDER, EXAM_BOOK, APPOINTMENT_BOOK}),
-    NURSE: frozenset(_CLINICAL | {QUEUE_TRIAGE, QUEUE_CALL, EXAM_BOOK, APPOINTMENT_BOOK}),
-    VILLAGE_DOCTOR: frozenset(_CLINICAL | {EXAM_ORDER, APPOINTMENT_BOOK}),
+    DOCTOR: frozenset(
+        _CLINICAL | {QUEUE_CALL, EXAM_ORDER, EXAM_BOOK, APPOINTMENT_BOOK, CHRONIC_MANAGE, CHRONIC_REPORT}
+    ),
+    NURSE: frozenset(_CLINICAL | {QUEUE_TRIAGE, QUEUE_CALL, EXAM_BOOK, APPOINTMENT_BOOK, CHRONIC_MANAGE}),
+    VILLAGE_DOCTOR: frozenset(_CLINICAL | {EXAM_ORDER, APPOINTMENT_BOOK, CHRONIC_MANAGE, CHRONIC_REPORT}),
     PHARMACIST: frozenset({PATIENT_SEARCH, PATIENT_VIEW, CARD_SCAN, ORG_VIEW, INBOX}),
     SERVICE_OPERATOR: frozenset(
         {
@@ -85,7 +90,17 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         }
     ),
     COORDINATOR: frozenset(
-        {PATIENT_SEARCH, PATIENT_VIEW, PATIENT_MERGE, ORG_VIEW, INBOX, SCHEDULE_MANAGE, EXAM_MANAGE}
+        {
+            PATIENT_SEARCH,
+            PATIENT_VIEW,
+            PATIENT_MERGE,
+            ORG_VIEW,
+            INBOX,
+            SCHEDULE_MANAGE,
+            EXAM_MANAGE,
+            CHRONIC_REPORT,
+            CHRONIC_IMPORT,
+        }
     ),
     SYSADMIN: frozenset({ORG_VIEW, ORG_MANAGE, STAFF_MANAGE, INBOX}),
     SECADMIN: frozenset({ORG_VIEW, SECURITY_MANAGE, INBOX}),
@@ -101,6 +116,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             EXAM_ORDER,
             EXAM_BOOK,
             APPOINTMENT_BOOK,
+            CHRONIC_MANAGE,
+            CHRONIC_IMPORT,
         }
     ),
 }

@@ -1,0 +1,5 @@
+"""Chronic-disease API: followups."""
+
+from ninja import Router
+
+router = Router(tags=["chronic"])

@@ -1,0 +1,5 @@
+"""Chronic-disease API: indicators."""
+
+from ninja import Router
+
+router = Router(tags=["chronic"])

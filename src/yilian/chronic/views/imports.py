@@ -1,0 +1,3 @@
+"""Chronic-disease pages: imports."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Chronic-disease pages: indicators."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Chronic-disease pages: screening."""
+
+urlpatterns: list = []

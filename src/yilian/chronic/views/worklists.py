@@ -1,0 +1,3 @@
+"""Chronic-disease pages: worklists."""
+
+urlpatterns: list = []
