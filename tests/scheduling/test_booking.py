@@ -500,3 +500,43 @@ def test_booking_a_chosen_time_segment_takes_a_number_of_that_segment_only(count
             segment_start=at(DAY, 11),
         )
     assert Appointment.objects.count() == 1 + public_at_8
+
+
+def _sell_out(county, session) -> None:
+    """Book every bookable number of ``session`` (the referral reserve stays locked away)."""
+    for _ in range(Slot.objects.filter(session=session, pool=rules.PUBLIC, status=rules.SLOT_FREE).count()):
+        book(make_booker(county), session)
+    Slot.objects.filter(session=session, status=rules.SLOT_FREE).update(status=rules.SLOT_BOOKED)
+
+
+def test_sold_out_session_is_refused_in_one_read_without_the_patient_lock(county, django_assert_num_queries):
+    """B-10 fast path: after the last number goes, a rush request costs one read, no lock, no write."""
+    session = make_session(county, windows=[(time(8), time(9), 3)])
+    _sell_out(county, session)
+    late = make_booker(county)
+    actor = late.actor  # resolved outside the counted block
+    with django_assert_num_queries(1), pytest.raises(errors.SlotUnavailable):
+        services.book_appointment(
+            actor=actor, patient_id=late.patient.pk, session_id=session.pk, idempotency_key="k-late", now=NOW
+        )
+    assert not Appointment.objects.filter(patient=late.patient).exists()
+
+
+def test_sold_out_replay_still_returns_the_original_booking(county):
+    session = make_session(county, windows=[(time(8), time(9), 3)])
+    first = make_booker(county)
+    original = book(first, session, key="k-1").appointment
+    _sell_out(county, session)
+    replay = book(first, session, key="k-1")
+    assert not replay.created and replay.appointment.pk == original.pk
+
+
+def test_sold_out_stopped_or_unreleased_session_gives_the_specific_refusal(county):
+    session = make_session(county, windows=[(time(8), time(9), 3)])
+    _sell_out(county, session)
+    late = make_booker(county)
+    with pytest.raises(errors.NotYetReleased):
+        book(late, session, now=session.release_at - timedelta(minutes=1))
+    type(session).objects.filter(pk=session.pk).update(status="stopped", stopped_at=NOW)
+    with pytest.raises(errors.SessionStopped):
+        book(late, session)

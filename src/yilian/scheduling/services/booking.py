@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time as time_module
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -29,6 +29,7 @@ from yilian.patients.models import FamilyLink, Patient
 from yilian.scheduling import errors, rules
 from yilian.scheduling.models import (
     Appointment,
+    BookingPolicy,
     ClinicSession,
     Slot,
     WaitlistEntry,
@@ -122,6 +123,8 @@ def book_appointment(
         raise InvalidInput(_("预约渠道无效。"), field="channel")
     if actor.user_id is None:
         raise PermissionDenied()
+    if _sold_out_for_patient(actor, patient_id, session_id, key, now or timezone.now()):
+        raise errors.SlotUnavailable()
     try:
         return _book(
             actor=actor,
@@ -150,6 +153,51 @@ def book_appointment(
             raise errors.DuplicateSessionBooking() from exc
         logger.exception("Unexpected integrity error while booking session %s", session_id)
         raise Conflict() from exc
+
+
+_SOLD_OUT_SQL = """
+SELECT s.status, s.release_at, s.ends_at, p.close_minutes_before_end,
+       NOT EXISTS (SELECT 1 FROM {slot} f WHERE f.session_id = s.id AND f.status = 'free' AND NOT f.for_waitlist),
+       EXISTS (SELECT 1 FROM {appointment} a WHERE a.created_by_id = %s AND a.idempotency_key = %s AND a.idempotency_key <> '')
+FROM {session} s LEFT JOIN {policy} p ON p.department_id = s.department_id
+WHERE s.id = %s
+"""
+
+
+def _sold_out_for_patient(actor: Actor, patient_id: int, session_id: int, key: str, now: datetime) -> bool:
+    """The rush's fast refusal (B-10): most requests at 07:00 arrive after the last number went.
+
+    One read, before any lock: a patient account booking for a patient it manages, in an open,
+    released session that has not closed (B-3, B-4, B-15), where no number is free in any pool and
+    this is not the replay of an earlier booking (its key is unknown), is told "no numbers left"
+    without taking the patient lock or reading the patient's history. Anything else — a number
+    that still looks free (even one held by a booking in flight), a stopped or unreleased session,
+    a replay, a desk booking — takes the full path, so the answer is the same one ``_book`` would
+    give for a sold-out session, only cheaper.
+    """
+    if actor.kind != "patient" or patient_id not in actor.managed_patient_ids:
+        return False
+    sql = _SOLD_OUT_SQL.format(
+        slot=Slot._meta.db_table,
+        appointment=Appointment._meta.db_table,
+        session=ClinicSession._meta.db_table,
+        policy=BookingPolicy._meta.db_table,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [actor.user_id, key, session_id])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    status, release_at, ends_at, close_minutes, sold_out, replay = row
+    if not sold_out or replay or status != ClinicSession.Status.OPEN:
+        return False
+    if close_minutes is None:
+        close_minutes = rules.DEFAULTS.close_minutes_before_end
+    # SQLite hands back naive datetimes in UTC (USE_TZ); PostgreSQL aware ones.
+    release_at, ends_at = (
+        v if timezone.is_aware(v) else timezone.make_aware(v, UTC) for v in (release_at, ends_at)
+    )
+    return release_at <= now < ends_at - timedelta(minutes=close_minutes)
 
 
 _FREE_WHERE = """session_id = %s AND status = 'free' AND pool = ANY(%s) AND NOT for_waitlist
