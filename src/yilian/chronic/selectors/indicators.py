@@ -1,0 +1,554 @@
+"""Chronic-disease indicators for any organisation and period, aggregated in the database.
+
+- National indicators (chronic.md §6): ``Managed(P)``, IND-1 / IND-3 规范管理率 (|FF(r)| ≥
+  ``required(r)``), IND-2 血压控制率 / IND-4 血糖控制率 (last face-to-face visit in P with the
+  reading met R4.1 / R4.2; none = 失访 = not at target), IND-5 健康管理率.
+  A calendar-year period reads the ``RegistryYear`` roll-up (one row per registry, a LEFT JOIN);
+  any other period computes FF(r) and the last reading from ``FollowUp`` rows with correlated
+  subqueries. ``required(r)`` is whatever ``rules.required_visits`` says: it is evaluated in Python
+  for every possible registration day of the period and turned into a SQL ``CASE`` over date
+  ranges, so the SQL cannot drift from the pure reference.
+- Simple/HEARTS monthly shares (SIM-1..SIM-5) for a reporting month, and a 12-month trend.
+- Breakdown by child organisation: one grouped query on the child's path prefix.
+- Drill-down: the registries behind a figure are the same queryset filtered by the same ``Q``
+  that the count uses, so a list always has exactly as many rows as its figure.
+
+Scope: an organisation is reachable when its path lies under one of the actor's
+``CHRONIC_REPORT`` paths; otherwise it is "not found" (no probing of the tree).
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    DateField,
+    Exists,
+    F,
+    FilteredRelation,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Greatest, Substr
+from django.utils.translation import gettext_lazy as _
+
+from yilian.chronic import rules
+from yilian.chronic.models import FollowUp, Registry
+from yilian.common import audit, masking, policy
+from yilian.common.errors import DomainError, NotFound
+from yilian.common.policy import Actor
+from yilian.community.models import Organisation
+from yilian.patients.models import Patient
+
+FACE_TO_FACE = ("clinic", "home")
+DISEASES = ("htn", "t2dm")
+MAX_PERIOD_YEARS = 5
+PAGE_SIZE = 50
+TARGETS = {"normative": Decimal("80"), "controlled": Decimal("50")}  # §6 historical targets [S]
+DEFAULT_PREVALENCE = {"htn": Decimal("0.25"), "t2dm": Decimal("0.11")}  # §2 prevalence_*_adult
+
+
+class InvalidPeriod(DomainError):
+    """A period the indicators cannot be computed for (bad date, end before start, too long)."""
+
+    code = "INVALID_PERIOD"
+    status = 422
+    default_message = _("统计期间无效：请检查开始和结束日期（结束不能早于开始，期间不超过5年）。")
+
+
+class UnknownFigure(DomainError):
+    code = "UNKNOWN_FIGURE"
+    status = 422
+    default_message = _("未知的指标项，无法列出患者清单。")
+
+
+# --------------------------------------------------------------------------------------------
+# Periods and organisations
+
+
+@dataclass(frozen=True)
+class Period:
+    """An assessment period ``[start, end]`` (chronic.md §2 ``assessment_period``; default the year)."""
+
+    start: date
+    end: date
+
+    @property
+    def year(self) -> int | None:
+        """The calendar year when the period is exactly one (then ``RegistryYear`` answers)."""
+        if self.start == date(self.start.year, 1, 1) and self.end == date(self.start.year, 12, 31):
+            return self.start.year
+        return None
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}年" if self.year else f"{self.start.isoformat()} ~ {self.end.isoformat()}"
+
+
+def _parse_day(value: Any, name: str) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise InvalidPeriod(_("日期格式应为 YYYY-MM-DD。"), field=name) from None
+
+
+def period_from(*, year: Any = None, start: Any = None, end: Any = None, today: date | None = None) -> Period:
+    """The period asked for: a year, or ``start``..``end``; by default the current year."""
+    today = today or date.today()
+    start_d, end_d = _parse_day(start, "start"), _parse_day(end, "end")
+    if start_d or end_d:
+        if not (start_d and end_d):
+            raise InvalidPeriod(_("请同时填写开始日期和结束日期。"), field="end" if start_d else "start")
+        if end_d < start_d:
+            raise InvalidPeriod(_("结束日期不能早于开始日期。"), field="end")
+        if rules.add_months(start_d, 12 * MAX_PERIOD_YEARS) <= end_d:
+            raise InvalidPeriod(_("统计期间不能超过5年。"), field="end")
+        return Period(start_d, end_d)
+    if year in (None, ""):
+        y = today.year
+    else:
+        try:
+            y = int(year)
+        except (TypeError, ValueError):
+            raise InvalidPeriod(_("年份应为四位数字。"), field="year") from None
+    if not 2000 <= y <= today.year + 1:
+        raise InvalidPeriod(_("年份超出可统计范围。"), field="year")
+    return Period(date(y, 1, 1), date(y, 12, 31))
+
+
+def month_from(value: Any = None, *, today: date | None = None) -> date:
+    """A reporting month (SIM-1) as its first day: ``YYYY-MM``; by default the current month."""
+    today = today or date.today()
+    if value in (None, ""):
+        return today.replace(day=1)
+    try:
+        y, m = str(value)[:7].split("-")
+        first = date(int(y), int(m), 1)
+    except ValueError:
+        raise InvalidPeriod(_("月份格式应为 YYYY-MM。"), field="month") from None
+    if first.year < 2000 or first > today.replace(day=1) + timedelta(days=31):
+        raise InvalidPeriod(_("月份超出可统计范围。"), field="month")
+    return first
+
+
+def report_org(actor: Actor, org_id: Any = None) -> Organisation:
+    """The organisation to report on, within the actor's CHRONIC_REPORT scope (else NotFound).
+
+    Without ``org_id``: the actor's widest reporting organisation.
+    """
+    paths = policy.scope_paths(actor, policy.CHRONIC_REPORT)
+    if not paths:
+        raise NotFound()
+    if org_id in (None, ""):
+        org = Organisation.objects.filter(path__in=paths).order_by("depth", "path").first()
+    else:
+        try:
+            pk = int(org_id)
+        except (TypeError, ValueError):
+            raise NotFound() from None
+        org = Organisation.objects.filter(pk=pk).first()
+    if org is None or not any(org.path.startswith(p) for p in paths):
+        raise NotFound()
+    return org
+
+
+def reachable_orgs(actor: Actor) -> list[Organisation]:
+    """Organisations the actor may report on (for the picker), in tree order."""
+    paths = policy.scope_paths(actor, policy.CHRONIC_REPORT)
+    if not paths:
+        return []
+    q = Q()
+    for p in paths:
+        q |= Q(path__startswith=p)
+    return list(Organisation.objects.filter(q).order_by("path"))
+
+
+def ancestors_in_scope(actor: Actor, org: Organisation) -> list[Organisation]:
+    """The breadcrumb from the actor's widest reporting organisation down to ``org``."""
+    paths = policy.scope_paths(actor, policy.CHRONIC_REPORT)
+    prefixes = [org.path[:i] for i in range(5, len(org.path) + 1, 5)]
+    prefixes = [p for p in prefixes if any(p.startswith(s) for s in paths)]
+    return list(Organisation.objects.filter(path__in=prefixes).order_by("path"))
+
+
+# --------------------------------------------------------------------------------------------
+# National indicators (§6)
+
+
+def _required_case(period: Period) -> Case:
+    """``required(r)`` (IND-1) as a SQL CASE over registration-date ranges, from the pure rule."""
+    required_visits = rules.required_visits
+    before = required_visits(period.start - timedelta(days=1), period.start, period.end)
+    whens = [When(registered_on__lt=period.start, then=Value(before))]
+    day = period.start
+    run_value = required_visits(day, period.start, period.end)
+    while day <= period.end:
+        value = required_visits(day, period.start, period.end)
+        if value != run_value:
+            whens.append(When(registered_on__lt=day, then=Value(run_value)))
+            run_value = value
+        day += timedelta(days=1)
+    whens.append(When(registered_on__lte=period.end, then=Value(run_value)))
+    return Case(*whens, default=Value(0), output_field=IntegerField())
+
+
+def managed_queryset(org: Organisation, period: Period, diseases=DISEASES) -> QuerySet:
+    """§6 ``Managed(P)`` in the subtree of ``org``, annotated with ``ff``, ``required``,
+    ``bp_ok`` and ``fpg_ok`` (IND-1..IND-4 inputs)."""
+    qs = Registry.objects.filter(
+        managing_org__path__startswith=org.path, disease__in=list(diseases), registered_on__lte=period.end
+    ).filter(Q(closed_on__isnull=True) | Q(closed_on__gt=period.end))
+    if period.year is not None:
+        qs = qs.annotate(ry=FilteredRelation("years", condition=Q(years__year=period.year))).annotate(
+            ff=Coalesce(F("ry__ff_dates"), Value(0)),
+            bp_ok=Coalesce(F("ry__last_bp_at_target"), Value(False)),
+            fpg_ok=Coalesce(F("ry__last_fpg_at_target"), Value(False)),
+        )
+    else:
+        window = FollowUp.objects.filter(
+            registry=OuterRef("pk"),
+            mode__in=FACE_TO_FACE,
+            visit_on__gte=Greatest(Value(period.start), OuterRef("registered_on"), output_field=DateField()),
+            visit_on__lte=period.end,
+        ).order_by()
+        ff = window.values("registry").annotate(n=Count("visit_on", distinct=True)).values("n")
+        last_bp = (
+            window.filter(bp_at_target__isnull=False).order_by("-visit_on", "-id").values("bp_at_target")[:1]
+        )
+        last_fpg = (
+            window.filter(fpg_at_target__isnull=False)
+            .order_by("-visit_on", "-id")
+            .values("fpg_at_target")[:1]
+        )
+        qs = qs.annotate(
+            ff=Coalesce(Subquery(ff, output_field=IntegerField()), Value(0)),
+            bp_ok=Coalesce(Subquery(last_bp, output_field=BooleanField()), Value(False)),
+            fpg_ok=Coalesce(Subquery(last_fpg, output_field=BooleanField()), Value(False)),
+        )
+    return qs.annotate(required=_required_case(period))
+
+
+NATIONAL_FIGURES: dict[str, Q] = {
+    "managed": Q(),
+    "normative": Q(ff__gte=F("required")),
+    "not_normative": Q(ff__lt=F("required")),
+    "controlled": Q(disease="htn", bp_ok=True) | Q(disease="t2dm", fpg_ok=True),
+    "not_controlled": Q(disease="htn", bp_ok=False) | Q(disease="t2dm", fpg_ok=False),
+}
+
+INDICATOR_CODES = {("htn", "normative"): "IND-1", ("htn", "controlled"): "IND-2",
+                   ("t2dm", "normative"): "IND-3", ("t2dm", "controlled"): "IND-4"}  # fmt: skip
+
+
+def _national_aggregates() -> dict[str, Count]:
+    return {
+        "managed": Count("id"),
+        "normative": Count("id", filter=NATIONAL_FIGURES["normative"]),
+        "controlled": Count("id", filter=NATIONAL_FIGURES["controlled"]),
+    }
+
+
+def _rates(row: dict) -> dict:
+    percent = rules.percent
+    return {
+        "managed": row.get("managed", 0),
+        "normative": row.get("normative", 0),
+        "controlled": row.get("controlled", 0),
+        "normative_rate": percent(row.get("normative", 0), row.get("managed", 0)),
+        "control_rate": percent(row.get("controlled", 0), row.get("managed", 0)),
+    }
+
+
+def _empty() -> dict:
+    return {"managed": 0, "normative": 0, "controlled": 0}
+
+
+def adult_population(org: Organisation, on: date) -> int:
+    """IND-5 denominator base: active residents aged ≥18 on ``on`` whose home organisation is in the subtree."""
+    born_by = rules.add_months(on, -12 * 18)
+    return Patient.objects.filter(
+        home_org__path__startswith=org.path, birth_date__lte=born_by, status="active"
+    ).count()
+
+
+@dataclass
+class IndicatorSet:
+    org: Organisation
+    period: Period
+    diseases: dict[str, dict] = field(default_factory=dict)
+    population: int = 0
+    source: str = "rollup"
+
+    def as_dict(self) -> dict:
+        return {
+            "organisation": {"id": self.org.pk, "name": self.org.name, "kind": self.org.kind},
+            "period": {"start": self.period.start, "end": self.period.end, "label": self.period.label},
+            "source": self.source,
+            "adult_population": self.population,
+            "diseases": self.diseases,
+            "targets": {k: str(v) for k, v in TARGETS.items()},
+        }
+
+
+def national_indicators(org: Organisation, period: Period, *, with_population: bool = True) -> IndicatorSet:
+    """IND-1..IND-5 for ``org``'s subtree over ``period``: one grouped query (GROUP BY disease)."""
+    rows = {
+        r["disease"]: r
+        for r in managed_queryset(org, period).values("disease").annotate(**_national_aggregates()).order_by()
+    }
+    result = IndicatorSet(org=org, period=period, source="rollup" if period.year else "follow_ups")
+    params = rules.DEFAULTS
+    percent = rules.percent
+    if with_population:
+        result.population = adult_population(org, period.end)
+    for disease in DISEASES:
+        figures = _rates(rows.get(disease, _empty()))
+        figures["codes"] = {
+            "normative_rate": INDICATOR_CODES[(disease, "normative")],
+            "control_rate": INDICATOR_CODES[(disease, "controlled")],
+        }
+        prevalence = Decimal(str(getattr(params, f"prevalence_{disease}_adult", DEFAULT_PREVALENCE[disease])))
+        expected = int((Decimal(result.population) * prevalence).to_integral_value())
+        figures["expected_patients"] = expected
+        figures["coverage_rate"] = percent(figures["managed"], expected) if with_population else None
+        result.diseases[disease] = figures
+    return result
+
+
+def _child_key_length(org: Organisation) -> int:
+    return len(org.path) + 5  # paths are ``NNNN.`` segments (community.services)
+
+
+def breakdown(org: Organisation, period: Period) -> list[dict]:
+    """National indicators per child organisation of ``org`` (one grouped query) plus, when
+    ``org`` itself manages registries, a row for ``org`` (直管)."""
+    length = _child_key_length(org)
+    grouped = (
+        managed_queryset(org, period)
+        .annotate(child=Substr("managing_org__path", 1, length))
+        .values("child", "disease")
+        .annotate(**_national_aggregates())
+        .order_by()
+    )
+    by_child: dict[str, dict[str, dict]] = {}
+    for row in grouped:
+        by_child.setdefault(row["child"], {})[row["disease"]] = row
+    children = list(Organisation.objects.filter(parent=org).order_by("path"))
+    out = []
+    for node, key in [(c, c.path) for c in children] + ([(org, org.path)] if org.path in by_child else []):
+        data = by_child.get(key, {})
+        out.append(
+            {
+                "organisation": {
+                    "id": node.pk,
+                    "name": node.name,
+                    "kind": node.kind,
+                    "is_self": node.pk == org.pk,
+                },
+                "diseases": {d: _rates(data.get(d, _empty())) for d in DISEASES},
+            }
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Simple / HEARTS monthly indicators (§8)
+
+
+def _add_months(d: date, n: int) -> date:
+    return rules.add_months(d, n)
+
+
+def _month_end(first: date) -> date:
+    return first.replace(day=calendar.monthrange(first.year, first.month)[1])
+
+
+def sim_queryset(org: Organisation, month: date, disease: str = "htn") -> QuerySet:
+    """Registries assigned in the subtree and not closed by the end of ``month`` (dead excluded,
+    SIM-4; moved out / revoked are no longer assigned), annotated with SIM-2/SIM-3 state.
+
+    A visit is any follow-up (incl. phone: Simple counts any encounter); the reading is BP for HTN
+    and FPG for T2DM (SIM-9: FBS <126 mg/dL = 7.0 mmol/L); BP control is <140/90 without age
+    adjustment (SIM-3).
+    """
+    m_end = _month_end(month)
+    start3 = _add_months(month, -2)  # visits in months M-2..M: msv < 3
+    start12 = _add_months(month, -11)  # msv < 12
+    visits = FollowUp.objects.filter(registry=OuterRef("pk"), visit_on__lte=m_end).order_by()
+    if disease == "htn":
+        reading = visits.filter(visit_on__gte=start3, sbp__isnull=False, dbp__isnull=False)
+        ok = Case(When(Q(sbp__lt=140) & Q(dbp__lt=90), then=Value(True)), default=Value(False))
+    else:
+        reading = visits.filter(visit_on__gte=start3, fpg_mmol__isnull=False)
+        ok = Case(When(fpg_mmol__lt=Decimal("7.0"), then=Value(True)), default=Value(False))
+    latest_ok = reading.annotate(ok=ok).order_by("-visit_on", "-id").values("ok")[:1]
+    return (
+        Registry.objects.filter(
+            managing_org__path__startswith=org.path, disease=disease, registered_on__lte=m_end
+        )
+        .filter(Q(closed_on__isnull=True) | Q(closed_on__gt=m_end))
+        .annotate(
+            visited3=Exists(visits.filter(visit_on__gte=start3)),
+            visited12=Exists(visits.filter(visit_on__gte=start12)),
+            reading_ok=Subquery(latest_ok, output_field=BooleanField()),
+            cohort=Case(When(registered_on__lt=start3, then=Value(True)), default=Value(False)),
+            recent=Case(When(registered_on__gte=start12, then=Value(True)), default=Value(False)),
+        )
+    )
+
+
+_UNDER_CARE = Q(recent=True) | Q(visited12=True)
+_DENOMINATOR = _UNDER_CARE & Q(cohort=True)
+SIM_FIGURES: dict[str, Q] = {
+    "sim_denominator": _DENOMINATOR,
+    "sim_controlled": _DENOMINATOR & Q(visited3=True, reading_ok=True),
+    "sim_uncontrolled": _DENOMINATOR & Q(visited3=True, reading_ok=False),
+    "sim_no_reading": _DENOMINATOR & Q(visited3=True, reading_ok__isnull=True),
+    "sim_missed": _DENOMINATOR & Q(visited3=False),
+    "sim_under_care": _UNDER_CARE,
+    "sim_ltfu": ~_UNDER_CARE,
+}
+
+
+def sim_month(org: Organisation, month: date, disease: str = "htn") -> dict:
+    """SIM-4 shares (controlled / uncontrolled / visited-no-reading / missed over the under-care
+    cohort registered ≥3 months before) and SIM-5 LTFU rate, as of the end of ``month``."""
+    percent = rules.percent
+    counts = sim_queryset(org, month, disease).aggregate(
+        **{name: Count("id", filter=q) for name, q in SIM_FIGURES.items()}
+    )
+    den = counts["sim_denominator"]
+    return {
+        "month": month.strftime("%Y-%m"),
+        "disease": disease,
+        **counts,
+        "controlled_rate": percent(counts["sim_controlled"], den),
+        "uncontrolled_rate": percent(counts["sim_uncontrolled"], den),
+        "no_reading_rate": percent(counts["sim_no_reading"], den),
+        "missed_rate": percent(counts["sim_missed"], den),
+        "ltfu_rate": percent(counts["sim_ltfu"], counts["sim_ltfu"] + counts["sim_under_care"]),
+    }
+
+
+def sim_trend(org: Organisation, month: date, disease: str = "htn", months: int = 12) -> list[dict]:
+    """SIM-4/SIM-5 for the ``months`` reporting months ending with ``month`` (oldest first)."""
+    return [sim_month(org, _add_months(month, -k), disease) for k in range(months - 1, -1, -1)]
+
+
+# --------------------------------------------------------------------------------------------
+# Drill-down (every figure → its registries)
+
+
+def figure_queryset(
+    org: Organisation, *, figure: str, disease: str, period: Period | None = None, month: date | None = None
+) -> QuerySet:
+    """The registries counted by ``figure`` (a key of NATIONAL_FIGURES or SIM_FIGURES)."""
+    if disease not in DISEASES:
+        raise UnknownFigure(_("病种只能是高血压或2型糖尿病。"), field="disease")
+    if figure in NATIONAL_FIGURES:
+        if period is None:
+            raise UnknownFigure()
+        return managed_queryset(org, period, (disease,)).filter(NATIONAL_FIGURES[figure])
+    if figure in SIM_FIGURES:
+        if month is None:
+            raise UnknownFigure()
+        return sim_queryset(org, month, disease).filter(SIM_FIGURES[figure])
+    raise UnknownFigure(field="figure")
+
+
+def _age(birth: date, on: date) -> int:
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def registry_rows(qs: QuerySet, *, on: date, limit: int | None = None, offset: int = 0) -> list[dict]:
+    """Rows for a drill-down list or export: masked name and ID (common.masking), never the full ones."""
+    values = qs.order_by("managing_org__path", "registered_on", "id").values(
+        "id",
+        "disease",
+        "registered_on",
+        "last_follow_up_on",
+        "next_follow_up_on",
+        "last_classification",
+        "managing_org__name",
+        "patient__name",
+        "patient__sex",
+        "patient__birth_date",
+        "patient__id_head",
+        "patient__id_last4",
+        "patient__phone_last4",
+    )
+    values = values[offset : offset + limit] if limit is not None else values[offset:]
+    rows = []
+    for v in values:
+        rows.append(
+            {
+                "registry_id": v["id"],
+                "disease": v["disease"],
+                "name": masking.mask_name(v["patient__name"]),
+                "sex": v["patient__sex"],
+                "age": _age(v["patient__birth_date"], on),
+                "id_number": (
+                    f"{v['patient__id_head'][:3]}***********{v['patient__id_last4']}"
+                    if v["patient__id_last4"]
+                    else ""
+                ),
+                "phone": f"*******{v['patient__phone_last4']}" if v["patient__phone_last4"] else "",
+                "managing_org": v["managing_org__name"],
+                "registered_on": v["registered_on"],
+                "last_follow_up_on": v["last_follow_up_on"],
+                "next_follow_up_on": v["next_follow_up_on"],
+                "last_classification": v["last_classification"],
+            }
+        )
+    return rows
+
+
+def drill_down(
+    actor: Actor,
+    org: Organisation,
+    *,
+    figure: str,
+    disease: str,
+    period: Period | None = None,
+    month: date | None = None,
+    page: int = 1,
+    page_size: int = PAGE_SIZE,
+) -> dict:
+    """One page of the registries behind a figure; the read is audited (patient data)."""
+    qs = figure_queryset(org, figure=figure, disease=disease, period=period, month=month)
+    total = qs.count()
+    pages = max(1, -(-total // page_size))
+    page = min(max(1, int(page)), pages)
+    on = period.end if period else _month_end(month)
+    rows = registry_rows(qs, on=on, limit=page_size, offset=(page - 1) * page_size)
+    audit.record(
+        actor,
+        "chronic.indicator_list",
+        target=audit.Target("organisation", org.pk),
+        detail={
+            "figure": figure,
+            "disease": disease,
+            "period": [period.start.isoformat(), period.end.isoformat()] if period else None,
+            "month": month.strftime("%Y-%m") if month else None,
+            "page": page,
+            "rows": len(rows),
+            "total": total,
+        },
+    )
+    return {"total": total, "page": page, "pages": pages, "page_size": page_size, "rows": rows}
