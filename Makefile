@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
+# The pure rule modules (no Django), type-checked with mypy in ``make lint``.
+PURE_RULES := src/yilian/common/resident_id.py src/yilian/common/masking.py src/yilian/common/policy.py \
+	$(wildcard src/yilian/*/rules.py)
 PY := $(VENV)/bin/python
 VENDOR := src/yilian/static/vendor/htmx.min.js
 SYSTEM_PACKAGES := chromium fonts-noto-cjk postgresql
@@ -53,6 +56,7 @@ lint: venv
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy --ignore-missing-imports --follow-imports=silent $(PURE_RULES)
 	YILIAN_VAR_DIR=$$(mktemp -d) $(VENV)/bin/yilian makemigrations --check --dry-run
 
 test-sqlite: assets sysdeps

@@ -16,11 +16,11 @@ from ninja.operation import PathView
 
 from yilian.accounts.api import ApiAuth
 from yilian.accounts.api import router as accounts_router
+from yilian.chronic.api import router as chronic_router
 from yilian.common import access, audit
 from yilian.common.api import router as audit_router
 from yilian.common.errors import DomainError
 from yilian.community.api import router as community_router
-from yilian.chronic.api import router as chronic_router
 from yilian.exams.api import router as exams_router
 from yilian.notifications.api import router as notifications_router
 from yilian.patients.api import router as patients_router
