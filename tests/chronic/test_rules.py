@@ -1095,3 +1095,29 @@ def test_transition_tables():
     assert r.can_transition(r.SCREENING_CASE_TRANSITIONS, "suspected", "preliminary")
     assert not r.can_transition(r.SCREENING_CASE_TRANSITIONS, "preliminary", "suspected")
     assert not r.can_transition(r.SCREENING_CASE_TRANSITIONS, "confirmed", "excluded")
+
+
+def test_ind_2_last_measured_face_to_face_visit_of_the_period_decides():
+    visits = [
+        (date(2024, 3, 1), "clinic", True),
+        (date(2024, 9, 1), "home", False),
+        (date(2024, 10, 1), "phone", None),  # phone never counts (§12.7)
+        (date(2024, 11, 1), "clinic", None),  # no BP at that visit
+        (date(2025, 1, 3), "clinic", True),  # after the period
+    ]
+    assert r.last_measured_at_target(visits, *YEAR) is False
+    assert r.last_measured_at_target([(date(2024, 5, 1), "phone", True)], *YEAR) is None
+    assert r.last_measured_at_target([], *YEAR) is None
+    same_day = [(date(2024, 5, 1), "clinic", False), (date(2024, 5, 1), "clinic", True)]
+    assert r.last_measured_at_target(same_day, *YEAR) is True
+
+
+def test_labels_are_chinese():
+    assert r.CLASSIFICATION_LABELS == {
+        "satisfied": "控制满意",
+        "unsatisfied": "控制不满意",
+        "adr": "不良反应",
+        "complication": "并发症",
+    }
+    assert set(r.REASON_LABELS) == set(r.REFERRAL_REASONS)
+    assert r.REFERRAL_LABELS["urgent"] == "紧急转诊"

@@ -92,6 +92,13 @@ REFERRAL_REASONS = (
     REASON_NEW_COMPLICATION,
     REASON_COMPLICATION_WORSENED,
 )
+CLASSIFICATION_LABELS: dict[str, str] = {
+    SATISFIED: "控制满意",
+    UNSATISFIED: "控制不满意",
+    ADR: "不良反应",
+    COMPLICATION: "并发症",
+}
+REFERRAL_LABELS: dict[str, str] = {NO_REFERRAL: "无需转诊", ROUTINE: "转诊", URGENT: "紧急转诊"}
 REASON_LABELS: dict[str, str] = {
     REASON_URGENT: "危急情况，紧急转诊",
     REASON_TWO_CONSECUTIVE_UNSATISFIED: "连续两次控制不满意",
@@ -541,7 +548,8 @@ def evaluate_visit(
     flags are reported, the earlier of the two.
 
     ``rules_fired`` lists the rule IDs that decided, in rule order (e.g. ``("R3.1", "R3.3", "R4.1",
-    "R4.3", "R5.3", "R5.5")``).
+    "R4.3", "R5.3", "R5.5")``). An urgent visit fires ``R3.2`` for T2DM and ``R3.1`` for HTN and for
+    CHD/stroke/COPD/cancer (their danger signs are led by R3.1's); ``urgent_signs`` says which sign.
     """
     if visit.mode not in MODES:
         raise ValueError(f"unknown follow-up mode {visit.mode!r}")
@@ -800,7 +808,7 @@ def evaluate_screening(
             fired.add("R1.2")
             latest_by_day: dict[date, tuple[int | None, int | None]] = {}
             for day, sbp, dbp in earlier:
-                if day > reading.on or day == reading.on or (sbp is None and dbp is None):
+                if day >= reading.on or (sbp is None and dbp is None):
                     continue
                 latest_by_day[day] = (sbp, dbp)
             latest_by_day[reading.on] = (reading.sbp, reading.dbp)
@@ -955,6 +963,26 @@ class RegistryFacts:
     last_bp_at_target: bool | None = None
     last_fpg_at_target: bool | None = None
     disease: str = HTN
+
+
+def last_measured_at_target(
+    visits: Iterable[tuple[date, str, bool | None]], period_start: date, period_end: date
+) -> bool | None:
+    """IND-2 / IND-4 per registry: the verdict of the last face-to-face visit in the period that had
+    the measurement.
+
+    ``visits`` are ``(visit_on, mode, at_target)`` with ``at_target`` the stored ``bp_at_target``
+    (IND-2, R4.1 at that visit's age) or ``fpg_at_target`` (IND-4, R4.2), ``None`` when not
+    measured. Phone visits are ignored (chronic.md §12.7); of two measured visits on the same day
+    the later in the sequence (recording order) wins. ``None`` = no such visit (失访 → not 达标).
+    """
+    best: tuple[date, bool] | None = None
+    for visit_on, mode, at_target in visits:
+        if mode not in FACE_TO_FACE or at_target is None or not period_start <= visit_on <= period_end:
+            continue
+        if best is None or visit_on >= best[0]:
+            best = (visit_on, at_target)
+    return None if best is None else best[1]
 
 
 @dataclass(frozen=True)
