@@ -1121,3 +1121,12 @@ def test_labels_are_chinese():
     }
     assert set(r.REASON_LABELS) == set(r.REFERRAL_REASONS)
     assert r.REFERRAL_LABELS["urgent"] == "紧急转诊"
+
+
+def test_float_readings_are_compared_exactly():
+    # Decimal(16.7) would be 16.699999…; the rules read a float by its shortest repr.
+    assert evaluate_visit(dm(None, glucose_any_mmol=16.7), None).urgent
+    assert evaluate_visit(dm(None, glucose_any_mmol=3.9), None).urgent
+    assert evaluate_visit(dm(None, temperature_c=39.1), None).urgent
+    assert r.fpg_at_target(7.0) is False
+    assert r.fpg_at_target(6.9) is True

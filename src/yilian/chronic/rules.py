@@ -264,6 +264,17 @@ DBP_NOT_BELOW_SBP = "dbp_not_below_sbp"
 GLUCOSE_UNIT_SUSPECT = "glucose_unit_suspect"
 
 
+def _dec(value: object) -> Decimal:
+    """A reading as an exact Decimal: floats go through their shortest repr (16.7 stays 16.7)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    return Decimal(str(value))
+
+
 def _as_decimal(value: object) -> Decimal | None:
     if isinstance(value, bool):
         return None
@@ -401,7 +412,7 @@ def fpg_at_target(fpg_mmol: Decimal | None) -> bool | None:
     """R4.2: FPG < 7.0 mmol/L (7.0 is not at target); ``None`` when not measured."""
     if fpg_mmol is None:
         return None
-    return Decimal(fpg_mmol) < FPG_TARGET
+    return _dec(fpg_mmol) < FPG_TARGET
 
 
 def _expand_symptoms(symptoms: Iterable[str]) -> frozenset[str]:
@@ -425,9 +436,9 @@ def _glucose_danger(visit: VisitInput) -> list[str]:
     for value in (visit.fpg_mmol, visit.glucose_any_mmol):
         if value is None:
             continue
-        if Decimal(value) >= URGENT_GLUCOSE_HIGH and "glucose>=16.7" not in signs:
+        if _dec(value) >= URGENT_GLUCOSE_HIGH and "glucose>=16.7" not in signs:
             signs.append("glucose>=16.7")
-        if Decimal(value) <= URGENT_GLUCOSE_LOW and "glucose<=3.9" not in signs:
+        if _dec(value) <= URGENT_GLUCOSE_LOW and "glucose<=3.9" not in signs:
             signs.append("glucose<=3.9")
     return signs
 
@@ -436,7 +447,7 @@ def _vital_danger(visit: VisitInput) -> list[str]:
     signs = []
     if visit.heart_rate is not None and visit.heart_rate > URGENT_HEART_RATE_ABOVE:
         signs.append("heart_rate>100")
-    if visit.temperature_c is not None and Decimal(visit.temperature_c) > URGENT_TEMPERATURE_ABOVE:
+    if visit.temperature_c is not None and _dec(visit.temperature_c) > URGENT_TEMPERATURE_ABOVE:
         signs.append("temperature>39.0")
     return signs
 
@@ -474,14 +485,14 @@ def urgent_signs(visit: VisitInput, params: Parameters = DEFAULTS) -> tuple[str,
         if (
             visit.pregnant_or_lactating
             and visit.fpg_mmol is not None
-            and Decimal(visit.fpg_mmol) >= params.pregnant_fpg_threshold
+            and _dec(visit.fpg_mmol) >= params.pregnant_fpg_threshold
         ):
             signs.append("pregnant_fpg>=threshold")
     elif visit.disease in OTHER_DISEASES:
         signs += _bp_danger(visit)
         signs += _glucose_danger(visit)
         signs += [f"symptom:{code}" for code in sorted(symptoms & OTHER_DISEASE_URGENT_SYMPTOMS)]
-        if visit.temperature_c is not None and Decimal(visit.temperature_c) > URGENT_TEMPERATURE_ABOVE:
+        if visit.temperature_c is not None and _dec(visit.temperature_c) > URGENT_TEMPERATURE_ABOVE:
             signs.append("temperature>39.0")
     else:
         raise ValueError(f"unknown disease {visit.disease!r}")
@@ -756,14 +767,14 @@ def htn_risk_factors(reading: ScreeningInput, params: Parameters = DEFAULTS) -> 
     if _bp_high_normal(reading.sbp, reading.dbp) and not _bp_elevated(reading.sbp, reading.dbp):
         factors.append("high_normal_bp")
     if reading.bmi is not None:
-        bmi = Decimal(reading.bmi)
+        bmi = _dec(reading.bmi)
         if bmi >= 28:
             factors.append("obese")
         elif bmi >= 24:
             factors.append("overweight")
     if reading.waist_cm is not None:
         limit = {"M": 90, "F": 85}.get(reading.sex)
-        if limit is not None and Decimal(reading.waist_cm) >= limit:
+        if limit is not None and _dec(reading.waist_cm) >= limit:
             factors.append("central_obesity")
     if reading.family_history_htn:
         factors.append("family_history_htn")
@@ -826,9 +837,9 @@ def evaluate_screening(
             findings.append(NORMAL)
 
     has_glucose = reading.fpg_mmol is not None or reading.glucose_any_mmol is not None
-    if (reading.fpg_mmol is not None and Decimal(reading.fpg_mmol) >= params.t2dm_fpg_threshold) or (
+    if (reading.fpg_mmol is not None and _dec(reading.fpg_mmol) >= params.t2dm_fpg_threshold) or (
         reading.glucose_any_mmol is not None
-        and Decimal(reading.glucose_any_mmol) >= params.t2dm_random_glucose_threshold
+        and _dec(reading.glucose_any_mmol) >= params.t2dm_random_glucose_threshold
     ):
         fired.add("R1.4")
         findings.append(SUSPECTED_T2DM)
