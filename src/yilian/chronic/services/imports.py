@@ -1064,7 +1064,14 @@ def _acting_for_import(actor: Actor, orgs: Iterable[tuple[int, str]] | None = No
     else:
         pairs = list(orgs)
     assignments = tuple(policy.Assignment(policy.INTEGRATION, org_id, path) for org_id, path in pairs)
-    return dataclasses.replace(actor, assignments=assignments)
+    return Actor(  # built afresh: ``request.actor`` may be a lazy proxy, not the dataclass itself
+        kind=actor.kind,
+        user_id=actor.user_id,
+        label=actor.label,
+        assignments=assignments,
+        api_key_id=actor.api_key_id,
+        staff_id=actor.staff_id,
+    )
 
 
 def _service_error(row: int, exc: DomainError) -> RowError:
