@@ -552,3 +552,156 @@ def drill_down(
         },
     )
     return {"total": total, "page": page, "pages": pages, "page_size": page_size, "rows": rows}
+
+
+# --------------------------------------------------------------------------------------------
+# Excel export
+
+EXPORT_MAX_ROWS = 100_000
+DISEASE_LABELS = {"htn": _("高血压"), "t2dm": _("2型糖尿病")}
+FIGURE_LABELS = {
+    "managed": _("年内已管理患者"),
+    "normative": _("规范管理"),
+    "not_normative": _("未规范管理"),
+    "controlled": _("控制达标"),
+    "not_controlled": _("控制未达标（含失访）"),
+    "sim_denominator": _("在管且建档满3个月"),
+    "sim_controlled": _("近3个月控制"),
+    "sim_uncontrolled": _("近3个月未控制"),
+    "sim_no_reading": _("近3个月随访但未测量"),
+    "sim_missed": _("近3个月未随访"),
+    "sim_under_care": _("在管（12个月内有随访）"),
+    "sim_ltfu": _("失访（12个月以上无随访）"),
+}
+
+
+def _pct(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value}%"
+
+
+def export_workbook(
+    actor: Actor, org: Organisation, period: Period, *, figure: str = "managed", disease: str = "htn"
+) -> tuple[bytes, str]:
+    """An .xlsx workbook: the indicator sheet (IND-1..IND-5), the breakdown by child organisation
+    and the patient list of ``figure`` (masked names and IDs); the export is audited.
+
+    Returns ``(content, filename)``.
+    """
+    from io import BytesIO
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    if figure not in NATIONAL_FIGURES:
+        raise UnknownFigure(field="figure")
+    if disease not in DISEASES:
+        raise UnknownFigure(_("病种只能是高血压或2型糖尿病。"), field="disease")
+    indicator_set = national_indicators(org, period)
+    rows_breakdown = breakdown(org, period)
+    qs = figure_queryset(org, figure=figure, disease=disease, period=period)
+    total = qs.count()
+    patients = registry_rows(qs, on=period.end, limit=EXPORT_MAX_ROWS)
+    bold = Font(bold=True)
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = str(_("指标"))
+    ws.append([str(_("机构")), org.name])
+    ws.append([str(_("统计期间")), period.label, period.start.isoformat(), period.end.isoformat()])
+    ws.append([])
+    ws.append(
+        [
+            str(_("病种")),
+            str(_("指标编号")),
+            str(_("指标")),
+            str(_("分子")),
+            str(_("分母")),
+            str(_("比例")),
+            str(_("目标")),
+        ]
+    )
+    for cell in ws[4]:
+        cell.font = bold
+    for d in DISEASES:
+        figs = indicator_set.diseases[d]
+        label = str(DISEASE_LABELS[d])
+        ws.append([label, "", str(_("年内已管理患者数")), figs["managed"], "", "", ""])
+        ws.append(
+            [
+                label,
+                figs["codes"]["normative_rate"],
+                str(_("规范管理率")),
+                figs["normative"],
+                figs["managed"],
+                _pct(figs["normative_rate"]),
+                "≥80%",
+            ]
+        )
+        control = _("血压控制率") if d == "htn" else _("血糖控制率")
+        ws.append(
+            [
+                label,
+                figs["codes"]["control_rate"],
+                str(control),
+                figs["controlled"],
+                figs["managed"],
+                _pct(figs["control_rate"]),
+                "≥50%",
+            ]
+        )
+        ws.append(
+            [
+                label,
+                "IND-5",
+                str(_("健康管理率")),
+                figs["managed"],
+                figs["expected_patients"],
+                _pct(figs["coverage_rate"]),
+                "",
+            ]
+        )
+    ws.append([])
+    ws.append([str(_("辖区18岁及以上常住人口（建档居民）")), indicator_set.population])
+
+    wb2 = wb.create_sheet(str(_("下级机构")))
+    wb2.append([str(_("机构")), str(_("高血压在管")), str(_("高血压规范管理率")), str(_("血压控制率")),
+                str(_("糖尿病在管")), str(_("糖尿病规范管理率")), str(_("血糖控制率"))])  # fmt: skip
+    for cell in wb2[1]:
+        cell.font = bold
+    for row in rows_breakdown:
+        h, t = row["diseases"]["htn"], row["diseases"]["t2dm"]
+        name = row["organisation"]["name"] + (
+            str(_("（本机构直管）")) if row["organisation"]["is_self"] else ""
+        )
+        wb2.append([name, h["managed"], _pct(h["normative_rate"]), _pct(h["control_rate"]),
+                    t["managed"], _pct(t["normative_rate"]), _pct(t["control_rate"])])  # fmt: skip
+
+    ws3 = wb.create_sheet(str(_("患者清单")))
+    ws3.append([f"{DISEASE_LABELS[disease]} · {FIGURE_LABELS[figure]} · {period.label}", "", "", f"{total}"])
+    ws3.append([str(_("档案号")), str(_("姓名")), str(_("性别")), str(_("年龄")), str(_("身份证号")), str(_("手机号")),
+                str(_("管理机构")), str(_("建档日期")), str(_("最近随访")), str(_("下次随访"))])  # fmt: skip
+    for cell in ws3[2]:
+        cell.font = bold
+    for p in patients:
+        ws3.append([p["registry_id"], p["name"], p["sex"], p["age"], p["id_number"], p["phone"], p["managing_org"],
+                    p["registered_on"], p["last_follow_up_on"], p["next_follow_up_on"]])  # fmt: skip
+    if total > len(patients):
+        ws3.append([str(_("仅导出前 %(n)s 行，请缩小机构或期间范围。") % {"n": EXPORT_MAX_ROWS})])
+    for sheet in (ws, wb2, ws3):
+        sheet.column_dimensions["A"].width = 24
+    audit.record(
+        actor,
+        "chronic.indicator_export",
+        target=audit.Target("organisation", org.pk),
+        detail={
+            "figure": figure,
+            "disease": disease,
+            "period": [period.start.isoformat(), period.end.isoformat()],
+            "rows": len(patients),
+        },
+    )
+    buffer = BytesIO()
+    wb.save(buffer)
+    stamp = period.start.isoformat() if period.year is None else str(period.year)
+    filename = f"chronic-indicators-{org.code}-{stamp}.xlsx"
+    return buffer.getvalue(), filename
