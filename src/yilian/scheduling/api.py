@@ -68,6 +68,7 @@ def _appointment_out(a: Appointment) -> dict:
         "fhir_status": a.fhir_status,
         "cancel_reason": a.cancel_reason,
         "channel": a.channel,
+        "referral_ref": a.referral_ref,
         "booked_at": a.booked_at,
         "cancelled_at": a.cancelled_at,
     }
@@ -127,6 +128,7 @@ def book(
         idempotency_key=idempotency_key or payload.idempotency_key,
         channel=payload.channel,
         segment_start=_aware(payload.segment_start),
+        referral_ref=payload.referral_ref,
     )
     return Status(201 if result.created else 200, _appointment_out(result.appointment))
 

@@ -239,6 +239,7 @@ class Appointment(models.Model):
         PHONE = rules.CHANNEL_PHONE, _("电话")
         KIOSK = rules.CHANNEL_KIOSK, _("自助机")
         COUNTER = rules.CHANNEL_COUNTER, _("窗口")
+        REFERRAL = rules.CHANNEL_REFERRAL, _("医共体转诊")
 
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="appointments")
     session = models.ForeignKey(ClinicSession, on_delete=models.PROTECT, related_name="appointments")
@@ -250,6 +251,8 @@ class Appointment(models.Model):
     cancel_reason = models.CharField(_("取消原因"), max_length=20, choices=CancelReason.choices, blank=True)
     channel = models.CharField(_("预约渠道"), max_length=8, choices=Channel.choices)
     idempotency_key = models.CharField(max_length=64, blank=True)
+    # B-17: the referral order (转诊单号) a member institution booked a reserved number with.
+    referral_ref = models.CharField(_("转诊单号"), max_length=rules.REFERRAL_REF_MAX, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     booked_at = models.DateTimeField()
     cancelled_at = models.DateTimeField(null=True, blank=True)

@@ -71,7 +71,10 @@ CHANNEL_APP, CHANNEL_WECHAT, CHANNEL_PHONE, CHANNEL_KIOSK, CHANNEL_COUNTER = (
     "kiosk",
     "counter",
 )
-CHANNELS = (CHANNEL_APP, CHANNEL_WECHAT, CHANNEL_PHONE, CHANNEL_KIOSK, CHANNEL_COUNTER)
+# B-17: booked by a member institution (township centre, village clinic) with a referral order.
+CHANNEL_REFERRAL = "referral"
+CHANNELS = (CHANNEL_APP, CHANNEL_WECHAT, CHANNEL_PHONE, CHANNEL_KIOSK, CHANNEL_COUNTER, CHANNEL_REFERRAL)
+REFERRAL_REF_MAX = 40
 
 # §8 F-Appointment: the project's transition graph. Keys are (from) → allowed (to).
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -167,6 +170,16 @@ def public_pools(
     if now >= referral_returns_at(session_start, params):
         return (PUBLIC, REFERRAL)
     return (PUBLIC,)
+
+
+def referral_pools(
+    now: datetime, service_date: date, params: BookingParameters = DEFAULTS
+) -> tuple[str, ...]:
+    """B-17: a referral booking draws on the reserve first; once the public release has come it
+    may also take a public number (the reserve is a floor for referrals, not a ceiling)."""
+    if now >= release_at(service_date, params):
+        return (REFERRAL, PUBLIC)
+    return (REFERRAL,)
 
 
 def counter_pools(

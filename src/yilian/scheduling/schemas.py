@@ -54,7 +54,9 @@ class AppointmentCreate(Schema):
     patient_id: int = Field(ge=1)
     session_id: int = Field(ge=1)
     idempotency_key: str = Field(default="", max_length=64)
-    channel: Literal["app", "wechat", "phone", "kiosk", "counter"] = "app"
+    channel: Literal["app", "wechat", "phone", "kiosk", "counter", "referral"] = "app"
+    # B-17: the referral order number, required with the ``referral`` channel.
+    referral_ref: str = Field(default="", max_length=40)
     # B-19: book in this time segment (its start, as in the availability's ``windows``); omitted: the
     # first free number of the session.
     segment_start: datetime | None = None
@@ -75,6 +77,7 @@ class AppointmentRead(Schema):
     fhir_status: str
     cancel_reason: str
     channel: str
+    referral_ref: str = ""
     booked_at: datetime
     cancelled_at: datetime | None
 

@@ -57,9 +57,29 @@ logger = logging.getLogger("yilian")
 # --- Booking -------------------------------------------------------------------------------------------
 
 
-def _check_may_book_for(actor: Actor, patient: Patient, department: Department, service_date: date) -> str:
+def _refers_into(actor: Actor, hospital_path: str) -> bool:
+    """B-17: the actor books at a member institution below the hospital (township centre, village
+    clinic) — the hospital's own desk is not a referral."""
+    return any(
+        a.org_path.startswith(hospital_path)
+        and a.org_path != hospital_path
+        and DESK_BOOKING_PERMISSION in policy.ROLE_PERMISSIONS.get(a.role, ())
+        for a in actor.assignments
+    )
+
+
+def _check_may_book_for(
+    actor: Actor, patient: Patient, department: Department, service_date: date, channel: str = ""
+) -> str:
     """B-16: a patient account books only patients it manages (under 14: only as guardian); desk
-    staff need the desk permission over the department's organisation. Returns the channel kind."""
+    staff need the desk permission over the department's organisation. B-17: the referral channel
+    is for member institutions of the community only. Returns the channel kind."""
+    if channel == rules.CHANNEL_REFERRAL:
+        if actor.kind != "staff" or not _refers_into(actor, department.organisation.path):
+            raise errors.ReferralRequired(
+                _("转诊预留号只能由医共体成员单位（乡镇卫生院、村卫生室）凭转诊单预约。")
+            )
+        return "referral"
     if actor.kind == "patient":
         if patient.pk not in actor.managed_patient_ids:
             raise NotFound()
@@ -107,8 +127,9 @@ def book_appointment(
     channel: str = rules.CHANNEL_APP,
     now: datetime | None = None,
     segment_start: datetime | None = None,
+    referral_ref: str = "",
 ) -> Booking:
-    """Book the next free number of a session for a patient (预约挂号), B-1..B-16.
+    """Book the next free number of a session for a patient (预约挂号), B-1..B-17.
 
     Idempotent per booking account and key: a replay (also one racing the original) returns the
     original appointment with ``created=False``: the key is looked up after the patient's row lock,
@@ -121,6 +142,13 @@ def book_appointment(
         raise InvalidInput(_("幂等键不能超过 64 个字符。"), field="idempotency_key")
     if channel not in rules.CHANNELS:
         raise InvalidInput(_("预约渠道无效。"), field="channel")
+    referral_ref = (referral_ref or "").strip()
+    if len(referral_ref) > rules.REFERRAL_REF_MAX:
+        raise InvalidInput(_("转诊单号不能超过 40 个字符。"), field="referral_ref")
+    if channel == rules.CHANNEL_REFERRAL and not referral_ref:
+        raise errors.ReferralRequired(_("医共体转诊预约必须填写转诊单号。"), field="referral_ref")
+    if channel != rules.CHANNEL_REFERRAL and referral_ref:
+        raise InvalidInput(_("只有医共体转诊渠道才填写转诊单号。"), field="referral_ref")
     if actor.user_id is None:
         raise PermissionDenied()
     if _sold_out_for_patient(actor, patient_id, session_id, key, now or timezone.now()):
@@ -134,6 +162,7 @@ def book_appointment(
             channel=channel,
             now=now,
             segment_start=segment_start,
+            referral_ref=referral_ref,
         )
     except IntegrityError as exc:
         existing = _existing_for_key(actor, key, patient_id, session_id)
@@ -378,14 +407,19 @@ def _check_patient_rules(
 def _check_session_open_for(
     session: ClinicSession, params: rules.BookingParameters, now: datetime, channel: str
 ) -> None:
-    """Stopped (B-15), release (B-3) and close (B-4; the counter books until the session ends)."""
+    """Stopped (B-15), release (B-3; referrals from REFERRAL_LEAD_DAYS earlier, B-17) and close
+    (B-4; the counter books until the session ends)."""
     if session.status != ClinicSession.Status.OPEN:
         raise errors.SessionStopped()
-    if now < session.release_at:
+    opens = (
+        rules.referral_opens_at(session.service_date, params)
+        if channel == rules.CHANNEL_REFERRAL
+        else session.release_at
+    )
+    if now < opens:
         raise errors.NotYetReleased(
-            _("该出诊单元将于 %(at)s 放号。")
-            % {"at": timezone.localtime(session.release_at).strftime("%Y-%m-%d %H:%M")},
-            release_at=timezone.localtime(session.release_at).isoformat(),
+            _("该出诊单元将于 %(at)s 放号。") % {"at": timezone.localtime(opens).strftime("%Y-%m-%d %H:%M")},
+            release_at=timezone.localtime(opens).isoformat(),
         )
     closes = session.ends_at if channel == rules.CHANNEL_COUNTER else rules.close_at(session.ends_at, params)
     if now >= closes:
@@ -402,6 +436,7 @@ def _book(
     channel: str,
     now: datetime | None,
     segment_start: datetime | None = None,
+    referral_ref: str = "",
 ) -> Booking:
     now = now or timezone.now()
     patient = _lock_patient(patient_id)
@@ -413,9 +448,9 @@ def _book(
     rows = _patient_history(patient.pk, session, params, now, user_id=actor.user_id, key=key)
     existing_id = _match_key(rows, actor, key, patient_id, session_id)
     if existing_id is not None:
-        _check_may_book_for(actor, patient, session.department, session.service_date)
+        _check_may_book_for(actor, patient, session.department, session.service_date, channel)
         return Booking(Appointment.objects.select_related("slot").get(pk=existing_id), False)
-    kind = _check_may_book_for(actor, patient, session.department, session.service_date)
+    kind = _check_may_book_for(actor, patient, session.department, session.service_date, channel)
     if kind == "patient" and channel == rules.CHANNEL_COUNTER:
         raise InvalidInput(_("患者账号不能使用窗口渠道。"), field="channel")
     if not patient.realname_verified:  # B-1
@@ -425,17 +460,25 @@ def _book(
     same_day_counter = channel == rules.CHANNEL_COUNTER and timezone.localdate(now) == session.service_date
     _check_patient_rules(rows, patient.pk, session, params, now, check_suspension=not same_day_counter)
 
-    pools = (
-        rules.counter_pools(now, session.starts_at, params)
-        if channel == rules.CHANNEL_COUNTER
-        else rules.public_pools(now, session.starts_at, params)
-    )
+    if channel == rules.CHANNEL_COUNTER:
+        pools = rules.counter_pools(now, session.starts_at, params)
+    elif channel == rules.CHANNEL_REFERRAL:
+        pools = rules.referral_pools(now, session.service_date, params)
+    else:
+        pools = rules.public_pools(now, session.starts_at, params)
     if (
         segment_start is not None
         and not Slot.objects.filter(session=session, starts_at=segment_start).exists()
     ):
         raise InvalidInput(_("所选分时段不属于该出诊单元，请重新选择。"), field="segment_start")
-    slot = _pick_slot(session, pools, now, segment_start)
+    if channel == rules.CHANNEL_REFERRAL:  # B-17: the reserve first, then (after release) public
+        slot = None
+        for pool in pools:
+            slot = _pick_slot(session, (pool,), now, segment_start)
+            if slot is not None:
+                break
+    else:
+        slot = _pick_slot(session, pools, now, segment_start)
     if slot is None:  # B-10
         if segment_start is not None:
             raise errors.SlotUnavailable(_("该分时段的号源已约满，请选择其他时段，或加入候补。"))
@@ -450,6 +493,7 @@ def _book(
         status=Appointment.Status.BOOKED,
         channel=channel,
         idempotency_key=key,
+        referral_ref=referral_ref,
         created_by_id=actor.user_id,
         booked_at=now,
     )
@@ -458,7 +502,7 @@ def _book(
         actor,
         "scheduling.book",
         target=_target(appointment),
-        detail={"session": session.pk, "seq": slot.seq, "channel": channel},
+        detail={"session": session.pk, "seq": slot.seq, "channel": channel, "referral": referral_ref},
     )
     return Booking(appointment, True)
 
