@@ -90,7 +90,8 @@ def api_endpoints() -> list[Endpoint]:
         for path, path_view in router.path_operations.items():
             for operation in path_view.operations:
                 for method in operation.methods:
-                    route = API_PREFIX + prefix + path
+                    # Nested routers come back as ("chronic/", "/registries"): join as ninja does.
+                    route = API_PREFIX + "/" + re.sub("/+", "/", (prefix + path).lstrip("/"))
                     found.append(Endpoint("api", method.upper(), route, operation.view_func))
     return found
 
