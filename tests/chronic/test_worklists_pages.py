@@ -189,3 +189,9 @@ def test_a_future_visit_date_is_refused_inline(community, client, today):
 def test_a_blank_medication_row_for_htmx(client):
     response = client.get("/chronic/followup/medication-row/", HTTP_HX_REQUEST="true")
     assert response.content.decode().count('name="med_name"') == 1
+
+
+def test_the_form_opens_on_today_in_the_date_inputs_own_format(community, client, today):
+    registry = _overdue(community.village, 4, today)
+    html = client.get(f"/chronic/followup/{registry.patient_id}/").content.decode()
+    assert re.search(rf'type="date" name="visit_on" value="{today.isoformat()}"', html)

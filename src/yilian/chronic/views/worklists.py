@@ -164,7 +164,9 @@ class FollowUpForm(forms.Form):
     """随访记录表 (phone form): types and lengths here; the reading rules in the service (R3–R5)."""
 
     client_uuid = forms.UUIDField(widget=forms.HiddenInput)
-    visit_on = forms.DateField(label=_("随访日期"), widget=forms.DateInput(attrs={"type": "date"}))
+    visit_on = forms.DateField(
+        label=_("随访日期"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     mode = forms.ChoiceField(label=_("随访方式"), choices=FollowUp.Mode.choices, widget=forms.RadioSelect)
     sbp = forms.IntegerField(label=_("收缩压"), required=False, min_value=0, max_value=999)
     dbp = forms.IntegerField(label=_("舒张压"), required=False, min_value=0, max_value=999)
@@ -212,15 +214,16 @@ class FollowUpForm(forms.Form):
 
     def __init__(self, *args, diseases: list[str] = (), **kwargs):
         super().__init__(*args, **kwargs)
-        codes: list[str] = []
+        wanted: set[str] = set()
         if Disease.HTN in diseases:
-            codes += sorted(rules.HTN_SYMPTOMS)
+            wanted |= rules.HTN_SYMPTOMS
         if Disease.T2DM in diseases:
-            codes += sorted(rules.T2DM_SYMPTOMS)
-        if not codes:
-            codes = sorted(rules.OTHER_DISEASE_URGENT_SYMPTOMS)
-        codes = list(dict.fromkeys(codes))
-        self.fields["symptoms"].choices = [(c, rules.SYMPTOM_LABELS.get(c, c)) for c in codes]
+            wanted |= rules.T2DM_SYMPTOMS
+        wanted = wanted or set(rules.OTHER_DISEASE_URGENT_SYMPTOMS)
+        # In the order of the standard's lists (R3.1, then R3.2), as on the paper form.
+        self.fields["symptoms"].choices = [
+            (c, label) for c, label in rules.SYMPTOM_LABELS.items() if c in wanted
+        ]
         for name in ("sbp", "dbp", "sbp2", "dbp2", "heart_rate"):
             self.fields[name].widget.attrs.update({"inputmode": "numeric", "pattern": "[0-9]*"})
         for name in ("glucose", "weight_kg", "waist_cm"):
