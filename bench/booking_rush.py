@@ -463,6 +463,10 @@ def main() -> int:
                 "YILIAN_VAR_DIR": var_dir,
                 "DJANGO_SETTINGS_MODULE": "yilian.settings",
                 "YILIAN_LOG_LEVEL": "WARNING",
+                # The 2,000 simulated patients all come from one loopback address: B-18's per-address
+                # limit would refuse them; the per-account limit stays on (one call per account).
+                "YILIAN_BOOKING_PER_IP_MINUTE": "0",
+                "YILIAN_AVAILABILITY_PER_IP_MINUTE": "0",
                 "PYTHONPATH": str(ROOT / "src"),
             }
             os.environ.update(

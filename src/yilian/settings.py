@@ -128,6 +128,14 @@ STAFF_LOCKOUT_MINUTES = env_int("YILIAN_LOCKOUT_MINUTES", 15, minimum=1)
 OTP_TTL_SECONDS = env_int("YILIAN_OTP_TTL_SECONDS", 300, minimum=30)
 OTP_MAX_PER_PHONE_PER_HOUR = env_int("YILIAN_OTP_PER_PHONE_HOUR", 5, minimum=1)
 OTP_MAX_PER_IP_PER_HOUR = env_int("YILIAN_OTP_PER_IP_HOUR", 20, minimum=1)
+# access.md B-18: booking and availability calls per minute, per account and per client address
+# (0 = no limit). Per process with the default local cache: see common.throttle.
+BOOKING_PER_ACCOUNT_MINUTE = env_int("YILIAN_BOOKING_PER_ACCOUNT_MINUTE", 10, minimum=0)
+BOOKING_PER_IP_MINUTE = env_int("YILIAN_BOOKING_PER_IP_MINUTE", 600, minimum=0)
+AVAILABILITY_PER_ACCOUNT_MINUTE = env_int("YILIAN_AVAILABILITY_PER_ACCOUNT_MINUTE", 60, minimum=0)
+AVAILABILITY_PER_IP_MINUTE = env_int("YILIAN_AVAILABILITY_PER_IP_MINUTE", 3000, minimum=0)
+# An account limited this many times within an hour is flagged for review (never blocked).
+AUTOMATION_FLAG_AFTER = env_int("YILIAN_AUTOMATION_FLAG_AFTER", 3, minimum=1)
 OTP_MIN_INTERVAL_SECONDS = env_int("YILIAN_OTP_MIN_INTERVAL_SECONDS", 60, minimum=0)
 OTP_MAX_ATTEMPTS = env_int("YILIAN_OTP_MAX_ATTEMPTS", 5, minimum=1)
 

@@ -13,9 +13,11 @@ from ninja import Header, Router, Status
 
 from yilian.common.access import AUTHENTICATED, PUBLIC, STAFF, requires
 from yilian.common.errors import InvalidInput
+from yilian.common.middleware import client_ip
 from yilian.community.models import Department, Staff
 from yilian.scheduling import rules, schemas, selectors, services
 from yilian.scheduling.models import Appointment
+from yilian.scheduling.services import limits
 
 router = Router(tags=["scheduling"])
 
@@ -77,7 +79,9 @@ def _appointment_out(a: Appointment) -> dict:
 @router.get("/sessions", auth=None, response=list[schemas.SessionRead], summary="查询科室某日出诊与余号")
 @requires(PUBLIC)
 def list_sessions(request, department: int, date: str):
-    """Public availability (号源余量) by time segment; reserved numbers are never shown (B-17)."""
+    """Public availability (号源余量) by time segment; reserved numbers are never shown (B-17).
+    Rate-limited per account and address (B-18): 429 ``RATE_LIMITED`` with ``retry_after``."""
+    limits.check_rate(actor=request.actor, ip=client_ip(request), kind=limits.AVAILABILITY)
     try:
         day = datetime.date.fromisoformat(date[:10])
     except ValueError as exc:
@@ -120,7 +124,8 @@ def book(
     idempotency_key: str = Header(default="", alias="Idempotency-Key", max_length=64),
 ):
     """Book the next free number (in ``segment_start``, if given). 201 for a new booking, 200 for a replay of the same
-    ``Idempotency-Key`` (header or body). Refusals: access.md §0.1."""
+    ``Idempotency-Key`` (header or body). Refusals: access.md §0.1; 429 ``RATE_LIMITED`` (B-18)."""
+    limits.check_rate(actor=request.actor, ip=client_ip(request), kind=limits.BOOK)
     result = services.book_appointment(
         actor=request.actor,
         patient_id=payload.patient_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from yilian.common.errors import DomainError, PermissionDenied
+from yilian.common.errors import DomainError, PermissionDenied, RateLimited
 
 
 class SlotUnavailable(DomainError):
@@ -122,3 +122,11 @@ class SlotsStillAvailable(DomainError):
     code = "SLOTS_AVAILABLE"
     status = 409
     default_message = _("该出诊单元仍有号源，请直接预约，无需候补。")
+
+
+class BookingRateLimited(RateLimited):
+    """B-18: too many booking or availability calls from one account or one address."""
+
+    code = "RATE_LIMITED"
+    status = 429
+    default_message = _("操作过于频繁，请 %(wait)d 秒后再试。")
