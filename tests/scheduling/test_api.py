@@ -265,3 +265,22 @@ def test_api_books_in_a_chosen_segment_and_refuses_an_unknown_one(setup):  # B-1
         content_type="application/json",
     )
     assert bad.status_code == 422 and bad.json()["field"] == "segment_start"
+
+
+def test_a_schedule_manager_corrects_a_no_show_through_the_api(community, staff_of, login):  # B-13
+    from tests.scheduling.test_booking import _past_booking
+    from yilian.common.models import AuditEvent
+
+    booker = make_booker(community.county)
+    missed = _past_booking(booker, timezone.localdate() - timedelta(days=3), status=rules.NO_SHOW)
+    url = f"{URL}/appointments/{missed.pk}/correct-no-show"
+    c = login(staff_of("coordinator"))
+    r = c.post(url, {"reason": ""}, content_type="application/json")
+    assert r.status_code == 422  # a correction needs its reason
+    r = c.post(url, {"reason": "患者当日已到诊，漏签到"}, content_type="application/json")
+    assert r.status_code == 200 and r.json()["status"] == rules.ENTERED_IN_ERROR, r.content
+    assert AuditEvent.objects.filter(action="scheduling.no_show_corrected", object_id=str(missed.pk)).exists()
+    r = c.post(url, {"reason": "再次更正"}, content_type="application/json")
+    assert r.status_code == 422 and r.json()["code"] == "INVALID_STATUS_TRANSITION"  # only a no-show
+    nurse = login(staff_of("nurse"))
+    assert nurse.post(url, {"reason": "x"}, content_type="application/json").status_code == 403

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 from ninja import Header, Router, Status
 
+from yilian.common import policy
 from yilian.common.access import AUTHENTICATED, PUBLIC, STAFF, requires
 from yilian.common.errors import InvalidInput
 from yilian.common.middleware import client_ip
@@ -163,6 +164,21 @@ def cancel(request, appointment_id: int, payload: schemas.CancelIn):
         actor=request.actor, appointment_id=appointment_id, reason=payload.reason
     )
     return _appointment_out(selectors.access_appointment(request.actor, appointment.pk))
+
+
+@router.post(
+    "/appointments/{appointment_id}/correct-no-show",
+    response=schemas.AppointmentRead,
+    summary="更正爽约记录（爽约 → 录入错误）",
+)
+@requires(policy.SCHEDULE_MANAGE)
+def correct_no_show(request, appointment_id: int, payload: schemas.NoShowCorrectionIn):
+    """B-13: a schedule manager corrects a wrongly recorded no-show, with a reason (audited); the
+    no-show leaves the counts and any suspension is re-evaluated at the next booking."""
+    appointment = services.correct_no_show(
+        actor=request.actor, appointment_id=appointment_id, reason=payload.reason
+    )
+    return _appointment_out(appointment)
 
 
 @router.post("/sessions/{session_id}/stop", response=schemas.SessionRead, summary="停诊")

@@ -86,6 +86,10 @@ class CancelIn(Schema):
     reason: str = Field(default="", max_length=200)
 
 
+class NoShowCorrectionIn(Schema):
+    reason: str = Field(min_length=1, max_length=200)
+
+
 class StopIn(Schema):
     reason: str = Field(min_length=1, max_length=200)
 
