@@ -67,5 +67,7 @@ def test_repeated_limit_hits_flag_the_account_for_review_once_without_blocking(b
     booker, c = booker_client
     for n in range(6):
         _book(c, booker, 999_999, n)
-    flags = AuditEvent.objects.filter(action="scheduling.automation_suspected", actor_id=booker.account.user.pk)
+    flags = AuditEvent.objects.filter(
+        action="scheduling.automation_suspected", actor_id=booker.account.user.pk
+    )
     assert flags.count() == 1
