@@ -192,3 +192,31 @@ def test_reads_need_chronic_manage(login, community, staff_of):
     client = login(pharmacist)
     assert client.get(URL).status_code == 403
     assert client.get(f"/api/v1/chronic/patients/{registry.patient_id}/registries").status_code == 403
+
+
+def _queries(client, url):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_lists_do_not_grow_queries_with_rows(login, community, village_doctor):
+    """The registry, referral and profile lists read in a fixed number of queries (no N+1)."""
+    client = login(village_doctor)
+    patient = make_chronic_patient(community.village)
+    first = make_registry(patient=patient, responsible_doctor=village_doctor)
+    make_referral(first, opened_on=date(2025, 7, 1))
+    make_follow_up(first, visit_on=date(2025, 7, 1), sbp=150, dbp=95)
+    urls = [URL, "/api/v1/chronic/referrals", f"/api/v1/chronic/patients/{patient.pk}/registries"]
+    [_queries(client, u) for u in urls]  # warm the session
+    before = [_queries(client, u) for u in urls]
+    for disease in ("t2dm", "chd", "copd"):
+        r = make_registry(patient=patient, disease=disease, responsible_doctor=village_doctor)
+        make_referral(r, opened_on=date(2025, 7, 2))
+        make_follow_up(r, visit_on=date(2025, 7, 2), sbp=150, dbp=95, fpg_mmol="8.0")
+    for _ in range(3):
+        make_registry(org=community.village, responsible_doctor=village_doctor)
+    assert [_queries(client, u) for u in urls] == before

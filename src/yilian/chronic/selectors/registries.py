@@ -117,7 +117,7 @@ def access_patient_profile(
     registries = list(
         registries_visible_to(actor)
         .filter(patient=patient)
-        .select_related("managing_org", "responsible_doctor")
+        .select_related("patient", "managing_org", "responsible_doctor")
         .order_by("status", "disease", "-registered_on")
     )
     ids = [r.pk for r in registries]
@@ -128,7 +128,7 @@ def access_patient_profile(
     )
     open_referrals = list(
         Referral.objects.filter(registry_id__in=ids, status=Referral.Status.OPEN)
-        .select_related("to_org", "from_org")
+        .select_related("patient", "to_org", "from_org")
         .order_by("tracking_due_on", "pk")
     )
     history = list(RegistryStatusHistory.objects.filter(registry_id__in=ids).order_by("-at", "-pk")[:50])
