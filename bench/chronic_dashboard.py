@@ -17,7 +17,8 @@ Not a test: it prints figures. ``.venv/bin/python bench/chronic_dashboard.py [--
    - the county-wide national indicator set (IND-1..IND-5) for last calendar year (roll-up path);
    - the same county for this year to date (an arbitrary period: computed from the follow-ups);
    - the breakdown of last year by township (one grouped query);
-   - the Simple/HEARTS shares (SIM-4/SIM-5) of the county for last month;
+   - the Simple/HEARTS shares (SIM-4/SIM-5) of the county for last month, and its 12-month trend
+     with a cold cache (once);
    - a village doctor's overdue list (``selectors.worklists.worklist(actor, "overdue")``, page 1,
      ``--worklist-runs`` look-ups over 20 doctors in different villages): p50 and p99.
 
@@ -288,6 +289,12 @@ def measure(args, county, towns, villages, today: date) -> dict:
     last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
     out["sim_month_s"], _, sim = _timed(lambda: ind.sim_month(county, last_month), max(1, args.runs // 2))
     out["sim"] = {k: (str(v) if v is not None else None) for k, v in sim.items()}
+    from django.core.cache import cache
+
+    cache.clear()
+    t0 = time.perf_counter()
+    ind.sim_trend(county, last_month, today=today)
+    out["sim_trend_cold_s"] = time.perf_counter() - t0
     out["village_drill_down_s"], _, _ = _timed(
         lambda: ind.figure_queryset(villages[0], figure="not_normative", disease="htn", period=year).count(),
         args.runs,
@@ -356,6 +363,7 @@ def main() -> int:
         (f"county indicators {today.year} to date (follow-ups), median", f"{m['county_ytd_indicators_s'] * 1000:.0f} ms"),
         (f"township breakdown {today.year - 1}, median", f"{m['township_breakdown_s'] * 1000:.0f} ms"),
         ("county Simple/HEARTS month, median", f"{m['sim_month_s'] * 1000:.0f} ms"),
+        ("county Simple/HEARTS 12-month trend, cold cache", f"{m['sim_trend_cold_s']:.1f} s"),
         ("village drill-down count, median", f"{m['village_drill_down_s'] * 1000:.0f} ms"),
         (f"village doctor's overdue list p50 / p99 ({args.worklist_runs} look-ups)",
          f"{m['worklist_p50_ms']:.1f} / {m['worklist_p99_ms']:.1f} ms"),
@@ -377,6 +385,7 @@ def main() -> int:
         "county_ytd_indicators_s": round(m["county_ytd_indicators_s"], 4),
         "township_breakdown_s": round(m["township_breakdown_s"], 4),
         "sim_month_s": round(m["sim_month_s"], 4),
+        "sim_trend_cold_s": round(m["sim_trend_cold_s"], 2),
         "worklist_p50_ms": round(m["worklist_p50_ms"], 2),
         "worklist_p99_ms": round(m["worklist_p99_ms"], 2),
         "generate_s": round(generate_s, 1),

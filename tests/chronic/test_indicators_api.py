@@ -14,6 +14,15 @@ from yilian.common.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _no_cached_trend():
+    """The trend caches past months for an hour; every test starts from an empty cache."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 API = "/api/v1/chronic/indicators"
 
 

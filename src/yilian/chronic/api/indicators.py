@@ -205,7 +205,7 @@ def indicator_trend(request, params: Query[TrendParams]):
     """SIM-4/SIM-5 for the ``months`` reporting months ending with ``month``, oldest first."""
     month = ind.month_from(params.month, today=timezone.localdate())
     org = ind.report_org(request.actor, params.org_id)
-    return ind.sim_trend(org, month, params.disease, params.months)
+    return ind.sim_trend(org, month, params.disease, params.months, today=timezone.localdate())
 
 
 @router.get("/indicators/registries", response=DrillRead, summary="指标患者清单（下钻）")

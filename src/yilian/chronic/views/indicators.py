@@ -128,6 +128,10 @@ def dashboard(request):
         "month": month,
         "indicator_set": indicator_set,
         "tiles": tiles,
+        "coverage": {
+            d: "—" if f["coverage_rate"] is None else f"{f['coverage_rate']}%"
+            for d, f in indicator_set.diseases.items()
+        },
         "rows": rows,
         "chart": chart,
         "sim": sim,
