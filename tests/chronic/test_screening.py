@@ -8,8 +8,11 @@ from decimal import Decimal
 
 import pytest
 
+from tests import factories as f
 from tests.chronic.conftest import actor_of
 from tests.chronic.factories import make_chronic_patient, make_follow_up, make_registry
+from tests.conftest import IS_POSTGRES
+from tests.helpers import race
 from yilian.chronic import errors, rules
 from yilian.chronic.models import Referral, Registry, ScreeningCase, ScreeningReading
 from yilian.chronic.selectors import screening as selectors
@@ -330,3 +333,60 @@ def test_cases_due_lists_open_cases_of_the_scope(doctor, resident, community, st
     assert selectors.cases_due(township, TODAY).total == 1
     county = actor_of(staff_of("doctor", community.county))
     assert selectors.cases_due(county, TODAY).total == 2
+
+
+def test_confirming_a_preliminary_case_tracks_its_referral(doctor, resident, community):
+    for days in (30, 20, 10):
+        screen(doctor, resident, community.village, on=TODAY - timedelta(days=days), sbp=150, dbp=95)
+    case = ScreeningCase.objects.get()
+    assert case.status == ScreeningCase.Status.PRELIMINARY
+    services.confirm_case(
+        actor=doctor,
+        case_id=case.pk,
+        diagnosed_on=TODAY,
+        diagnosis_source=Registry.DiagnosisSource.COUNTY_HOSPITAL,
+        managing_org_id=community.village.pk,
+        today=TODAY,
+        registered_on=TODAY,
+    )
+    referral = Referral.objects.get()
+    assert referral.status == Referral.Status.TRACKED
+    assert referral.tracked_on == TODAY
+
+
+def test_excluding_a_preliminary_case_tracks_its_referral(doctor, resident, community):
+    for days in (30, 20, 10):
+        screen(doctor, resident, community.village, on=TODAY - timedelta(days=days), sbp=150, dbp=95)
+    case = ScreeningCase.objects.get()
+    services.exclude_case(actor=doctor, case_id=case.pk, reason="县医院动态血压正常", today=TODAY)
+    referral = Referral.objects.get()
+    assert referral.status == Referral.Status.TRACKED
+    assert "县医院动态血压正常" in referral.outcome
+
+
+@pytest.mark.django_db(transaction=IS_POSTGRES)
+def test_concurrent_screenings_of_one_resident_open_one_case(concurrent_db):
+    """Four phones submit high readings for the same resident at once: every reading is stored and
+    exactly one suspected case is open (the patient row is locked while the case is decided).
+    On SQLite (one writer at a time) the same submissions run one after another."""
+    county = f.make_org("县医院", "county_hospital", code="C-SCR")
+    village = f.make_org("村卫生室", "village_clinic", county, code="V-SCR")
+    actor = actor_of(f.make_staff("village_doctor", village))
+    patient = make_chronic_patient(village)
+
+    def work(i: int):
+        return services.record_screening(
+            actor=actor,
+            patient_id=patient.pk,
+            organisation_id=village.pk,
+            taken_on=TODAY,
+            setting="free_clinic",
+            sbp=150 + i,
+            dbp=95,
+            today=TODAY,
+        )
+
+    results = race(4, work) if IS_POSTGRES else [work(i) for i in range(4)]
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert ScreeningReading.objects.filter(patient=patient).count() == 4
+    assert ScreeningCase.objects.filter(patient=patient, status="suspected").count() == 1

@@ -29,8 +29,9 @@ from yilian.chronic import errors, rules
 from yilian.chronic.models import Disease, Referral, Registry, ScreeningCase, ScreeningReading
 from yilian.chronic.selectors import screening as screening_selectors
 from yilian.common import audit
-from yilian.common.errors import Conflict, InvalidInput
+from yilian.common.errors import Conflict, InvalidInput, NotFound
 from yilian.common.policy import Actor
+from yilian.patients.models import Patient
 
 
 class ScreeningEmpty(InvalidInput):
@@ -50,6 +51,13 @@ class ScreeningReplayMismatch(Conflict):
 
     code = "CLIENT_UUID_REUSED"
     default_message = _("该提交编号已用于另一位居民的筛查记录，请刷新页面后重新填写。")
+
+
+class ScreeningConflict(Conflict):
+    """A concurrent write on the same resident's screening won; the phone simply submits again."""
+
+    code = "SCREENING_CONFLICT"
+    default_message = _("该居民的筛查记录刚被他人更新，请重新提交。")
 
 
 class CaseClosed(errors.InvalidTransition):
@@ -265,13 +273,16 @@ def record_screening(
         # Two submissions of the same client_uuid raced; the loser returns the winner's result.
         replay = _replay(client_uuid, patient_id)
         if replay is None:
-            raise
+            raise ScreeningConflict() from None
         return replay
 
 
 def _record_screening(
     *, actor, patient, organisation_id, taken_on, setting, values, flags, client_uuid, today, params
 ) -> ScreeningOutcome:
+    # One screening of a resident at a time: the R1.2 day count and the open case depend on the
+    # readings before this one (a lock on the patient row; SQLite serialises writers anyway).
+    Patient.objects.select_for_update().filter(pk=patient.pk).values_list("pk", flat=True).first()
     replay = _replay(client_uuid, patient.pk)
     if replay is not None:
         return replay
@@ -475,6 +486,24 @@ def _refer(*, actor, case, reading, evaluation) -> Referral:
     )
 
 
+def _track_open_referrals(*, actor: Actor, case: ScreeningCase, outcome: str, on: date) -> None:
+    """R1.2 / R7.2: the answer on a preliminary case (confirmed or excluded) is the tracking contact
+    of its open referral. A referral from a clinic outside the actor's scope is left to that clinic."""
+    from yilian.chronic.services import referrals
+
+    for referral in Referral.objects.filter(screening_case=case, status=Referral.Status.OPEN).order_by("id"):
+        try:
+            referrals.track_referral(
+                actor=actor,
+                referral_id=referral.pk,
+                tracked_on=max(on, referral.opened_on),
+                outcome=outcome,
+                today=max(on, referral.opened_on),
+            )
+        except NotFound:
+            continue
+
+
 def _transition(case: ScreeningCase, to: str) -> None:
     allowed = rules.SCREENING_CASE_TRANSITIONS.get(case.status, frozenset())
     if to not in allowed:
@@ -519,6 +548,7 @@ def confirm_case(
         reminder_consent=reminder_consent,
         screening_case_id=case.pk,
     )
+    _track_open_referrals(actor=actor, case=case, outcome=str(_("已确诊，纳入专病管理")), on=today)
     case.refresh_from_db()
     if case.status != ScreeningCase.Status.CONFIRMED or case.registry_id != registry.pk:
         case.status = ScreeningCase.Status.CONFIRMED
@@ -556,6 +586,9 @@ def exclude_case(
     case.status = ScreeningCase.Status.EXCLUDED
     case.closed_on = excluded_on
     case.save(update_fields=["status", "closed_on", "updated_at"])
+    _track_open_referrals(
+        actor=actor, case=case, outcome=(str(_("已排除")) + (f"：{reason}" if reason else ""))[:200], on=today
+    )
     audit.record(
         actor,
         "chronic.screening.exclude",
