@@ -337,3 +337,28 @@ def test_population_feeds_coverage(community):
     assert got.population == 9  # 8 adults + the registry's own patient
     assert got.diseases["htn"]["expected_patients"] == 2  # 9 × 0.25 rounded
     assert got.diseases["htn"]["coverage_rate"] == rules.percent(1, 2)
+
+
+def test_simple_shares_for_diabetes_use_the_latest_fpg(community):
+    """SIM-9 in mmol/L: FBS <126 mg/dL = FPG <7.0; a visit without FPG is "visited, no reading"."""
+    month = date(2025, 6, 1)
+    ok = make_registry(org=community.village, disease="t2dm", registered_on=date(2024, 1, 1))
+    make_follow_up(ok, visit_on=date(2025, 4, 2), fpg_mmol="8.1")
+    make_follow_up(ok, visit_on=date(2025, 6, 2), fpg_mmol="6.9")  # the latest decides
+    high = make_registry(org=community.village, disease="t2dm", registered_on=date(2024, 1, 1))
+    make_follow_up(high, visit_on=date(2025, 5, 2), fpg_mmol="7.0")
+    phone = make_registry(org=community.village, disease="t2dm", registered_on=date(2024, 1, 1))
+    make_follow_up(phone, visit_on=date(2025, 5, 2), mode="phone")
+    old = make_registry(org=community.village, disease="t2dm", registered_on=date(2024, 1, 1))
+    make_follow_up(old, visit_on=date(2025, 1, 2), fpg_mmol="6.0")  # visited in 12 months, not in 3
+    got = ind.sim_month(community.county, month, "t2dm")
+    assert (
+        got["sim_denominator"],
+        got["sim_controlled"],
+        got["sim_uncontrolled"],
+        got["sim_no_reading"],
+        got["sim_missed"],
+    ) == (4, 1, 1, 1, 1)
+    for figure in ("sim_controlled", "sim_uncontrolled", "sim_no_reading", "sim_missed"):
+        assert ind.figure_queryset(community.county, figure=figure, disease="t2dm", month=month).count() == 1
+    assert ind.sim_month(community.county, month, "htn")["sim_denominator"] == 0
