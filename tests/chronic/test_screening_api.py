@@ -186,3 +186,54 @@ def test_roles_without_chronic_manage_are_refused(login, community, staff_of, re
     pharmacist = login(staff_of(policy.PHARMACIST, community.village))
     assert post(pharmacist, body(resident, sbp=120, dbp=80)).status_code == 403
     assert pharmacist.get(f"{URL}/screening-due").status_code == 403
+
+
+def test_openapi_documents_the_screening_and_contract_endpoints(api):
+    r = api.get("/api/v1/openapi.json")
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    for p in ("/api/v1/chronic/screenings", "/api/v1/chronic/screening-due", "/api/v1/chronic/contracts"):
+        assert p in paths
+
+
+def _queries(api, url, params=None) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert api.get(url, params or {}).status_code == 200
+    return len(ctx)
+
+
+@pytest.mark.parametrize(
+    "url", ["/screening-due", "/high-risk-due", "/screening-cases/due", "/family-doctor-teams"]
+)
+def test_list_endpoints_query_count_does_not_grow_with_rows(api, community, url, village_doctor):
+    from tests.chronic.conftest import actor_of
+    from yilian.chronic.services import contracts
+
+    def add(n: int) -> None:
+        for i in range(n):
+            p = make_chronic_patient(community.village, name=f"王{i}{n}", birth=date(1950, 1, 1))
+            post(api, body(p, sbp=150, dbp=95, taken_on=(date.today() - timedelta(days=200)).isoformat()))
+            post(
+                api,
+                body(
+                    make_chronic_patient(community.village, name=f"赵{i}{n}", birth=date(1950, 1, 1)),
+                    sbp=120,
+                    dbp=70,
+                    taken_on=(date.today() - timedelta(days=200)).isoformat(),
+                ),
+            )
+            contracts.create_team(
+                actor=actor_of(village_doctor),
+                organisation_id=community.village.pk,
+                name=f"组{i}{n}",
+                leader_id=village_doctor.pk,
+            )
+
+    add(2)
+    few = _queries(api, URL + url, {"within_days": 200})
+    add(6)
+    many = _queries(api, URL + url, {"within_days": 200})
+    assert many == few

@@ -60,7 +60,7 @@ def _team(team: FamilyDoctorTeam) -> dict:
         "name": team.name,
         "is_active": team.is_active,
         "leader": _staff(team.leader),
-        "members": [_staff(m) for m in team.members.select_related("organisation").order_by("name", "id")],
+        "members": [_staff(m) for m in sorted(team.members.all(), key=lambda m: (m.name, m.pk))],
     }
 
 
@@ -71,17 +71,26 @@ def list_teams(request):
     return [_team(t) for t in teams.prefetch_related("members__organisation")[:200]]
 
 
+def _fresh(team_id: int) -> FamilyDoctorTeam:
+    return (
+        FamilyDoctorTeam.objects.select_related("organisation", "leader__organisation")
+        .prefetch_related("members__organisation")
+        .get(pk=team_id)
+    )
+
+
 @router.post("/family-doctor-teams", response={201: TeamRead}, summary="新建家庭医生团队")
 @requires(policy.CHRONIC_MANAGE)
 def create_team(request, payload: TeamCreate):
     team = services.create_team(actor=request.actor, **payload.model_dump())
-    return Status(201, _team(team))
+    return Status(201, _team(_fresh(team.pk)))
 
 
 @router.patch("/family-doctor-teams/{int:team_id}", response=TeamRead, summary="调整团队长、成员或停用团队")
 @requires(policy.CHRONIC_MANAGE)
 def update_team(request, team_id: int, payload: TeamUpdate):
-    return _team(services.update_team(actor=request.actor, team_id=team_id, **payload.model_dump()))
+    team = services.update_team(actor=request.actor, team_id=team_id, **payload.model_dump())
+    return _team(_fresh(team.pk))
 
 
 class ContractCreate(Schema):
