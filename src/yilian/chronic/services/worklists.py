@@ -116,6 +116,18 @@ def _reminder_candidates(actor: Actor, on: date, org_id: int | None, params: rul
         .exclude(patient__phone_last4="")
         .filter(~Q(Exists(already)))
         .select_related("patient", "managing_org")
+        # Only the phone is decrypted, not the ID number of every candidate.
+        .only(
+            "id",
+            "disease",
+            "reminder_consent",
+            "next_follow_up_on",
+            "patient__name",
+            "patient__phone",
+            "patient__phone_last4",
+            "managing_org__name",
+            "managing_org__phone",
+        )
         .order_by("patient_id", "disease")
     )
 
