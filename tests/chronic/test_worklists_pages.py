@@ -195,3 +195,21 @@ def test_the_form_opens_on_today_in_the_date_inputs_own_format(community, client
     registry = _overdue(community.village, 4, today)
     html = client.get(f"/chronic/followup/{registry.patient_id}/").content.decode()
     assert re.search(rf'type="date" name="visit_on" value="{today.isoformat()}"', html)
+
+
+def test_the_worklist_page_costs_the_same_queries_for_2_or_12_rows(community, client, today):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get("/chronic/worklist/").status_code == 200
+        return len(ctx.captured_queries)
+
+    queries()  # the session's first request writes more than the page itself
+    for _ in range(2):
+        _overdue(community.village, 4, today)
+    few = queries()
+    for _ in range(10):
+        _overdue(community.village, 4, today)
+    assert queries() == few

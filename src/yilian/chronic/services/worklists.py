@@ -32,7 +32,10 @@ from yilian.notifications import services as notification_services
 
 SYSTEM = Actor(kind="system", label="system:chronic")
 NOTE_MAX_LENGTH = 200
-# The message template shipped for R7.4 reminders (notifications migration; see the lead's note).
+# The R7.4 message template. Not shipped yet: the notifications app (not this area's) ships
+# templates in its migrations, and one has been asked of the lead. Until it exists ``notify`` falls
+# back to the ``generic`` template, which prints this module's own ``title``/``body``; once it is
+# shipped, write the code literally in the ``notify`` call so that the coverage test checks it.
 REMINDER_TEMPLATE = "chronic_follow_up_reminder"
 DISEASE_LABELS = dict(Disease.choices)
 

@@ -52,7 +52,7 @@ def _int_param(request, name: str) -> int | None:
     return int(value) if value.isdigit() and len(value) < 12 else None
 
 
-def _filters(actor, org_id: int | None):
+def _filters(actor):
     """The organisation and doctor choices of a township (or county) user; none for one village."""
     paths = policy.scope_paths(actor, policy.CHRONIC_MANAGE)
     orgs = []
@@ -93,7 +93,7 @@ def worklist(request):
     }
     if _is_htmx(request):
         return render(request, "chronic/worklists/worklist.html#list", context)
-    orgs, doctors = _filters(request.actor, org_id)
+    orgs, doctors = _filters(request.actor)
     counts = selectors.worklist_counts(request.actor, org_id=org_id, doctor_id=doctor_id, today=page.today)
     context |= {
         "tabs": [(k, selectors.KIND_LABELS[k], counts[k]) for k in selectors.KINDS],
