@@ -311,3 +311,18 @@ def test_integration_key_actor_records_at_its_organisation(community, htn):
     staff = f.make_staff(policy.INTEGRATION, community.township)
     [fu] = _record(actor_of(staff), htn.patient, sbp=130, dbp=80)
     assert fu.organisation == community.township
+
+
+def test_visit_before_birth_is_refused_not_a_500(community, village_doctor):
+    """Bad master data (a registry older than the patient) must still give a 4xx, never an integrity error."""
+    patient = make_chronic_patient(community.village, birth=date(2026, 3, 1))
+    make_registry(patient=patient, registered_on=date(2026, 1, 5))
+    with pytest.raises(InvalidInput) as err:
+        _record(actor_of(village_doctor), patient, visit_on=date(2026, 2, 1), sbp=130, dbp=80)
+    assert err.value.field == "visit_on"
+
+
+def test_unparsable_glucose_names_its_field(htn, village_doctor):
+    with pytest.raises(InvalidInput) as err:
+        _record(actor_of(village_doctor), htn.patient, sbp=130, dbp=80, fpg_mmol="seven")
+    assert err.value.field == "fpg_mmol"

@@ -319,3 +319,10 @@ def test_roles_without_chronic_manage_see_no_registry(community, staff_of):
     make_registry(org=community.village)
     coordinator = staff_of(policy.COORDINATOR, community.county)
     assert not selectors.registries_visible_to(actor_of(coordinator)).exists()
+
+
+def test_diagnosis_before_birth_is_refused(community, village_doctor):
+    patient = make_chronic_patient(community.village, birth=date(1958, 3, 14))
+    with pytest.raises(InvalidInput) as err:
+        _enrol(actor_of(village_doctor), patient, community.village, diagnosed_on=date(1950, 1, 1))
+    assert err.value.field == "diagnosed_on"

@@ -129,7 +129,7 @@ def evaluation_bp(data: FollowUpData) -> tuple[int | None, int | None]:
     return None, None
 
 
-def _dec(value: Any) -> Decimal | None:
+def _dec(value: Any, name: str) -> Decimal | None:
     if value is None:
         return None
     if isinstance(value, Decimal):
@@ -137,7 +137,9 @@ def _dec(value: Any) -> Decimal | None:
     try:
         return Decimal(str(value))
     except Exception as exc:  # any unparsable number is the caller's input error
-        raise InvalidInput(_("数值格式有误。")) from exc
+        raise InvalidInput(
+            _("%(label)s的数值格式有误。") % {"label": READING_LABELS.get(name, name)}, field=name
+        ) from exc
 
 
 def _range_text(name: str) -> tuple[Any, Any]:
@@ -181,7 +183,7 @@ def validate_data(data: FollowUpData, *, today: date) -> None:
                 field=missing,
             )
     for name in ("fpg_mmol", "glucose_any_mmol", "temperature_c", "height_cm", "weight_kg", "waist_cm"):
-        setattr(data, name, _dec(getattr(data, name)))
+        setattr(data, name, _dec(getattr(data, name), name))
     readings = {name: getattr(data, name) for name in READING_LABELS}
     for name, problem in rules.validate_readings(**readings):
         _refuse_problem(name, problem)
@@ -371,6 +373,8 @@ def record_follow_up(
                 _("糖尿病面对面随访必须填写空腹血糖或随机血糖。"), field="fpg_mmol", disease=registry.disease
             )
 
+    if data.visit_on < patient.birth_date:
+        raise InvalidInput(_("随访日期早于患者出生日期，请核对。"), field="visit_on")
     age = rules.age_on(patient.birth_date, data.visit_on)
     sbp, dbp = evaluation_bp(data)
     symptoms = frozenset(data.symptoms)

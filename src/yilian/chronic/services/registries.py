@@ -158,6 +158,8 @@ def enrol(
     if diagnosed_on > registered_on:
         raise InvalidInput(_("确诊日期不能晚于建档日期。"), field="diagnosed_on")
     patient = _patient_in_scope(actor, patient_id)
+    if diagnosed_on < patient.birth_date:
+        raise InvalidInput(_("确诊日期早于患者出生日期，请核对。"), field="diagnosed_on")
     managing_org = _org_in_scope(actor, managing_org_id, "managing_org_id")
     doctor = _doctor_for(responsible_doctor_id, managing_org, "responsible_doctor_id")
 
