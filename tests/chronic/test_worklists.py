@@ -68,7 +68,12 @@ def test_due_this_week_runs_from_today_to_sunday(community, village_doctor):
     _reg(community.village, -5)  # next Monday
     _reg(community.village, 1)  # yesterday: overdue
 
-    assert _ids(wl.worklist(village_doctor, wl.DUE, today=TODAY)) == [today.pk, sunday.pk]
+    never_seen = _reg(community.village, None)  # enrolled, no follow-up yet: due now, listed first
+
+    assert _ids(wl.worklist(village_doctor, wl.DUE, today=TODAY)) == [never_seen.pk, today.pk, sunday.pk]
+    assert wl.worklist(village_doctor, wl.DUE, today=TODAY).rows[0].days_overdue is None
+    assert never_seen.pk not in _ids(wl.worklist(village_doctor, wl.OVERDUE, today=TODAY))
+    assert wl.worklist_counts(village_doctor, today=TODAY)["due"] == 3
 
 
 def test_missed_visit_means_overdue_without_a_face_to_face_visit_this_quarter(community, village_doctor):

@@ -7,7 +7,8 @@ a village doctor sees the village, a township doctor the township and its villag
 
 The lists, on the local date ``today`` (``D`` in R7.3):
 
-* ``due`` — 本周应随访: ``next_follow_up_on`` in ``[today, Sunday of this ISO week]``.
+* ``due`` — 本周应随访: ``next_follow_up_on`` in ``[today, Sunday of this ISO week]``, and, first,
+  registries without a plan yet (enrolled, never followed up: their first follow-up is due now).
 * ``overdue`` — 逾期: ``next_follow_up_on < today`` and not lost; R7.3 ``days_overdue = D − planned``.
   Sorted high-risk first, then fewest days overdue (Simple #682).
 * ``lost`` — 失访: ``days_overdue > lost_after_days`` (R7.3, ``rules.is_lost``); they leave the
@@ -24,7 +25,7 @@ The lists, on the local date ``today`` (``D`` in R7.3):
 
 R7.3's thresholds are turned into bounds on ``next_follow_up_on`` (``planned < today`` is overdue,
 ``planned < today − lost_after_days`` is lost), so that every list is an index range scan per
-organisation in scope; registries without a plan (``next_follow_up_on`` null) are on no dated list.
+organisation in scope; registries without a plan (``next_follow_up_on`` null) are only on the due list.
 Designed for an index on active registries ``(managing_org, high_risk, next_follow_up_on, id)``
 (asked of the lead): one village's overdue page is then a backward index walk that stops after 25
 entries, and its count an index-only range scan. Each page costs a constant number of queries:
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -176,7 +177,7 @@ def list_filter(kind: str, today: date, params: rules.Parameters) -> Q:
     lost_before, end = _bounds(today, params)
     overdue = Q(next_follow_up_on__lt=today, next_follow_up_on__gte=lost_before)
     if kind == DUE:
-        return Q(next_follow_up_on__gte=today, next_follow_up_on__lte=end)
+        return Q(next_follow_up_on__gte=today, next_follow_up_on__lte=end) | Q(next_follow_up_on__isnull=True)
     if kind == OVERDUE:
         return overdue
     if kind == MISSED:
@@ -195,7 +196,7 @@ def list_filter(kind: str, today: date, params: rules.Parameters) -> Q:
 # next_follow_up_on, id) over active registries, so that one organisation's first page stops after
 # 25 index entries (see the module docstring).
 ORDERING = {
-    DUE: ("next_follow_up_on", "-high_risk", "id"),
+    DUE: (F("next_follow_up_on").asc(nulls_first=True), "-high_risk", "id"),
     OVERDUE: ("-high_risk", "-next_follow_up_on", "-id"),
     MISSED: ("-high_risk", "-next_follow_up_on", "-id"),
     UNCONTROLLED: ("-high_risk", "next_follow_up_on", "id"),
@@ -398,7 +399,9 @@ def worklist_counts(
     if not qs.query.is_empty():
         _lost_before, end = _bounds(today, params)
         qs = qs.filter(
-            Q(next_follow_up_on__lte=end) | Q(last_classification=FollowUp.Classification.UNSATISFIED)
+            Q(next_follow_up_on__lte=end)
+            | Q(next_follow_up_on__isnull=True)
+            | Q(last_classification=FollowUp.Classification.UNSATISFIED)
         )
     counts = qs.aggregate(**{k: Count("pk", filter=list_filter(k, today, params)) for k in KINDS})
     return {k: counts.get(k) or 0 for k in KINDS}
