@@ -124,3 +124,51 @@ def test_enrol_for_another_villages_patient_is_404(login, community, other_villa
     )
     assert r.status_code == 404
     assert not Registry.objects.exists()
+
+
+def test_close_from_the_profile_by_htmx(login, community, village_doctor):
+    registry = make_registry(org=community.village, registered_on=TODAY - timedelta(days=100))
+    client = login(village_doctor)
+    page = client.get(_url(registry.patient)).content.decode()
+    assert f'id="close-form-{registry.pk}"' in page
+    prefix = f"close{registry.pk}"
+    r = client.post(
+        f"/chronic/registries/{registry.pk}/close/",
+        {f"{prefix}-reason": "death", f"{prefix}-closed_on": TODAY.isoformat(), f"{prefix}-note": "家属告知"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert r.status_code == 204 and r["HX-Redirect"] == _url(registry.patient)
+    registry.refresh_from_db()
+    assert (registry.status, registry.close_reason) == ("closed", "death")
+    assert f'id="close-form-{registry.pk}"' not in client.get(_url(registry.patient)).content.decode()
+
+
+def test_close_errors_come_back_in_the_form(login, community, village_doctor):
+    registry = make_registry(org=community.village, registered_on=TODAY - timedelta(days=10))
+    prefix = f"close{registry.pk}"
+    r = login(village_doctor).post(
+        f"/chronic/registries/{registry.pk}/close/",
+        {f"{prefix}-reason": "moved_out", f"{prefix}-closed_on": (TODAY - timedelta(days=20)).isoformat()},
+        HTTP_HX_REQUEST="true",
+    )
+    assert r.status_code == 422
+    assert "结案日期不能早于建档日期" in r.content.decode()
+    lost = login(village_doctor).post(
+        f"/chronic/registries/{registry.pk}/close/",
+        {f"{prefix}-reason": "lost", f"{prefix}-closed_on": TODAY.isoformat()},
+    )
+    assert lost.status_code == 422 and "field-error" in lost.content.decode()
+    registry.refresh_from_db()
+    assert registry.status == "active"
+
+
+def test_close_another_villages_registry_is_404(login, community, other_village_doctor):
+    registry = make_registry(org=community.village)
+    prefix = f"close{registry.pk}"
+    r = login(other_village_doctor).post(
+        f"/chronic/registries/{registry.pk}/close/",
+        {f"{prefix}-reason": "death", f"{prefix}-closed_on": TODAY.isoformat()},
+    )
+    assert r.status_code == 404
+    registry.refresh_from_db()
+    assert registry.status == "active"

@@ -90,6 +90,14 @@ class EnrolForm(forms.Form):
         ]
 
 
+class CloseForm(forms.Form):
+    """结案: death, moving out or a revoked diagnosis only (失访 is derived, never a close reason)."""
+
+    reason = forms.ChoiceField(label=_("结案原因"), choices=Registry.CloseReason.choices)
+    closed_on = forms.DateField(label=_("结案日期"), widget=_DATE)
+    note = forms.CharField(label=_("说明"), max_length=180, required=False)
+
+
 def _enrol_form(actor, patient, data=None, enrolled=()) -> EnrolForm:
     orgs = _orgs_for(actor, patient)
     today = timezone.localdate()
@@ -118,6 +126,7 @@ def patient_profile(request, patient_id: int):
         fu.reason_labels = [rules.REASON_LABELS.get(r, r) for r in fu.referral_reasons]
         fu.symptom_labels = [rules.SYMPTOM_LABELS.get(s, s) for s in fu.symptoms]
     for registry in profile.registries:
+        registry.close_form = CloseForm(prefix=f"close{registry.pk}", initial={"closed_on": today})
         registry.days_overdue = (
             rules.days_overdue(registry.next_follow_up_on, today)
             if registry.status == Registry.Status.ACTIVE
@@ -167,7 +176,40 @@ def enrol(request, patient_id: int):
     return render(request, template, {"form": form, "error": error, "patient": profile.patient}, status=422)
 
 
+@require_POST
+@requires(policy.CHRONIC_MANAGE)
+def close(request, registry_id: int):
+    """结案 from the profile page (HTMX form per registry; without HTMX, post/redirect/get)."""
+    registry = selectors.access_registry(request.actor, registry_id, purpose="close")
+    form = CloseForm(request.POST, prefix=f"close{registry.pk}")
+    error = None
+    if form.is_valid():
+        try:
+            services.close_registry(actor=request.actor, registry_id=registry.pk, **form.cleaned_data)
+        except DomainError as exc:
+            if exc.status == 404:
+                raise
+            error = exc
+            if exc.field in form.fields:
+                form.add_error(exc.field, str(exc.message))
+        else:
+            messages.success(request, _("已结案。"))
+            target = reverse("chronic:patient-profile", args=[registry.patient_id])
+            if _is_htmx(request):
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = target
+                return response
+            return redirect(target)
+    registry.close_form = form
+    context = {"r": registry, "close_error": error, "patient": registry.patient}
+    template = (
+        "chronic/registries/profile.html#close-form" if _is_htmx(request) else "chronic/registries/close.html"
+    )
+    return render(request, template, context, status=422)
+
+
 urlpatterns = [
     path("patients/<int:patient_id>/", patient_profile, name="patient-profile"),
     path("patients/<int:patient_id>/enrol/", enrol, name="patient-enrol"),
+    path("registries/<int:registry_id>/close/", close, name="registry-close"),
 ]
