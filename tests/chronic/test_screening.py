@@ -205,6 +205,15 @@ def test_resident_in_htn_registry_gets_no_htn_case(doctor, resident, community):
     make_registry(patient=resident)
     out = screen(doctor, resident, community.village, sbp=160, dbp=100)
     assert out.cases == ()
+    message = selectors.describe_screening(out.reading, out.cases).message
+    assert "已在高血压管理中" in message and "疑似" not in message
+
+
+def test_resident_in_t2dm_registry_gets_no_t2dm_case(doctor, resident, community):
+    make_registry(patient=resident, disease="t2dm")
+    out = screen(doctor, resident, community.village, sbp=120, dbp=80, fpg_mmol="9.0")
+    assert out.cases == ()
+    assert "已在糖尿病管理中" in selectors.describe_screening(out.reading, out.cases).message
 
 
 # --- confirm / exclude ----------------------------------------------------------------------------

@@ -469,24 +469,34 @@ def describe_screening(
     e.g. "血压偏高（疑似高血压），请在2周内复查（6月15日前）"."""
     cases = list(cases)
     by_disease = {c.disease: c for c in cases}
+    enrolled = set(
+        Registry.objects.filter(patient_id=reading.patient_id, status=Registry.Status.ACTIVE).values_list(
+            "disease", flat=True
+        )
+    )
     factors = tuple(reading.risk_factors or ())
     labels = tuple(str(_(rules.RISK_FACTOR_LABELS.get(code, code))) for code in factors)
+    findings = _findings_of(reading)
     parts: list[str] = []
-    tone = "ok"
+    tones = {"ok"}
     htn = by_disease.get(Disease.HTN)
     t2dm = by_disease.get(Disease.T2DM)
+    htn_high = bool(findings & {rules.SUSPECTED_HTN, rules.PRELIMINARY_HTN})
     if reading.sbp is not None:
-        if reading.result == rules.PRELIMINARY_HTN or (
-            htn and htn.status == ScreeningCase.Status.PRELIMINARY
+        if htn_high and Disease.HTN in enrolled:
+            tones.add("warn")
+            parts.append(str(_("血压偏高，该居民已在高血压管理中，请按随访要求处理")))
+        elif rules.PRELIMINARY_HTN in findings or (
+            htn is not None and htn.status == ScreeningCase.Status.PRELIMINARY
         ):
-            tone = "err"
+            tones.add("err")
             to = referral.to_org.name if referral is not None else ""
             msg = _("已有3天血压偏高（初步诊断高血压），建议到上级医院确诊")
             parts.append(str(msg) + (str(_("，已转诊至%(org)s") % {"org": to}) if to else ""))
             if htn is not None:
                 parts.append(str(_("请在%(due)s前跟踪转诊结果") % {"due": _date(htn.due_on)}))
-        elif reading.result == rules.SUSPECTED_HTN:
-            tone = "warn"
+        elif htn_high:
+            tones.add("warn")
             due = htn.due_on if htn is not None else reading.taken_on + timedelta(days=params.recheck_days)
             parts.append(
                 str(
@@ -501,26 +511,23 @@ def describe_screening(
         ):
             parts.append(str(_("复查血压正常，已排除疑似高血压")))
         elif "high_normal_bp" in factors:
-            tone = "warn"
+            tones.add("warn")
             parts.append(str(_("血压正常高值，请少盐、多运动，半年内再测一次血压")))
         else:
             parts.append(str(_("血压正常")))
     if reading.fpg_mmol is not None or reading.glucose_any_mmol is not None:
-        if (
-            t2dm is not None
-            and t2dm.status == ScreeningCase.Status.SUSPECTED
-            and t2dm.opened_on <= reading.taken_on
-        ):
-            if rules.SUSPECTED_T2DM in _findings_of(reading):
-                tone = "err" if tone == "err" else "warn"
-                parts.append(
-                    str(
-                        _("血糖偏高（疑似糖尿病），请在%(within)s内空腹复查血糖（%(due)s前）")
-                        % {"within": _within(params.recheck_days), "due": _date(t2dm.due_on)}
-                    )
+        if rules.SUSPECTED_T2DM in findings and Disease.T2DM in enrolled:
+            tones.add("warn")
+            parts.append(str(_("血糖偏高，该居民已在糖尿病管理中，请按随访要求处理")))
+        elif rules.SUSPECTED_T2DM in findings:
+            tones.add("warn")
+            due = t2dm.due_on if t2dm is not None else reading.taken_on + timedelta(days=params.recheck_days)
+            parts.append(
+                str(
+                    _("血糖偏高（疑似糖尿病），请在%(within)s内空腹复查血糖（%(due)s前）")
+                    % {"within": _within(params.recheck_days), "due": _date(due)}
                 )
-            else:
-                parts.append(str(_("血糖正常")))
+            )
         elif (
             t2dm is not None
             and t2dm.status == ScreeningCase.Status.EXCLUDED
@@ -529,8 +536,9 @@ def describe_screening(
             parts.append(str(_("复查血糖正常，已排除疑似糖尿病")))
         else:
             parts.append(str(_("血糖正常")))
+    tone = "err" if "err" in tones else "warn" if "warn" in tones else "ok"
     next_bp_due = None
-    if factors and tone != "err" and (htn is None or htn.status not in OPEN_CASE_STATUSES):
+    if factors and not htn_high and Disease.HTN not in enrolled:
         next_bp_due = rules.add_months(reading.taken_on, params.high_risk_bp_interval_months)
         if "high_normal_bp" not in factors:
             parts.append(str(_("属于高血压高危人群，请在%(due)s前再测血压") % {"due": _date(next_bp_due)}))
