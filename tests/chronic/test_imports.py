@@ -337,7 +337,7 @@ def test_too_large_and_unreadable_files_are_refused(client, login, coordinator, 
     monkeypatch.setattr(import_services, "MAX_BYTES", 5 * 1024 * 1024)
     response = upload(client, "registries", b"PK\x03\x04 not really a workbook", "x.xlsx")
     assert response.status_code == 422 and response.json()["code"] == "IMPORT_FILE_UNREADABLE"
-    monkeypatch.setattr(import_services, "MAX_ROWS", 2)
+    monkeypatch.setitem(import_services.MAX_ROWS, "registries", 2)
     rows = ["1,2,3"] * 3
     response = upload(client, "registries", csv_bytes(REG_HEADER, rows))
     assert response.status_code == 413 and response.json()["code"] == "IMPORT_TOO_MANY_ROWS"

@@ -69,7 +69,7 @@ def import_home(request):
             "kind": kind,
             "error": error,
             "batches": batches,
-            "max_rows": import_services.MAX_ROWS,
+            "max_rows": import_services.MAX_ROWS,  # per kind
             "max_mb": import_services.MAX_BYTES // (1024 * 1024),
         },
         status=error.status if error else 200,
