@@ -163,6 +163,7 @@ def test_an_urgent_reading_shows_the_urgent_referral_to_the_township(community, 
         ({"glucose": "126"}, "glucose", "mmol/L"),
         ({"sbp": "", "dbp": ""}, "sbp", "血压"),
         ({"sbp": "abc"}, "sbp", ""),
+        ({"temperature_c": "50"}, "temperature_c", "体温"),
     ],
 )
 def test_bad_readings_come_back_inline_next_to_their_field(community, client, today, values, field, message):
@@ -213,3 +214,17 @@ def test_the_worklist_page_costs_the_same_queries_for_2_or_12_rows(community, cl
     for _ in range(10):
         _overdue(community.village, 4, today)
     assert queries() == few
+
+
+def test_the_glucose_toggle_records_fasting_or_random_glucose(community, client, today):
+    registry = _overdue(community.village, 4, today, disease="t2dm")
+    client.post(
+        f"/chronic/followup/{registry.patient_id}/", _form(today, glucose_kind="random", glucose="12.4")
+    )
+    client.post(
+        f"/chronic/followup/{registry.patient_id}/", _form(today, glucose_kind="fasting", glucose="6.2")
+    )
+    random_visit, fasting_visit = FollowUp.objects.order_by("id")
+    assert (str(random_visit.glucose_any_mmol), random_visit.fpg_mmol) == ("12.4", None)
+    assert (str(fasting_visit.fpg_mmol), fasting_visit.glucose_any_mmol) == ("6.2", None)
+    assert fasting_visit.classification == "satisfied"

@@ -183,6 +183,9 @@ class FollowUpForm(forms.Form):
         label=_("血糖 (mmol/L)"), required=False, max_digits=5, decimal_places=1, min_value=0
     )
     heart_rate = forms.IntegerField(label=_("心率"), required=False, min_value=0, max_value=999)
+    temperature_c = forms.DecimalField(
+        label=_("体温 (°C)"), required=False, max_digits=4, decimal_places=1, min_value=0
+    )
     weight_kg = forms.DecimalField(
         label=_("体重 (kg)"), required=False, max_digits=5, decimal_places=1, min_value=0
     )
@@ -226,7 +229,7 @@ class FollowUpForm(forms.Form):
         ]
         for name in ("sbp", "dbp", "sbp2", "dbp2", "heart_rate"):
             self.fields[name].widget.attrs.update({"inputmode": "numeric", "pattern": "[0-9]*"})
-        for name in ("glucose", "weight_kg", "waist_cm"):
+        for name in ("glucose", "temperature_c", "weight_kg", "waist_cm"):
             self.fields[name].widget.attrs.update({"inputmode": "decimal", "step": "0.1"})
 
 
@@ -266,6 +269,7 @@ def _data(cleaned: dict, medications: list[dict]) -> followup_services.FollowUpD
         fpg_mmol=glucose if fasting else None,
         glucose_any_mmol=None if fasting else glucose,
         heart_rate=cleaned.get("heart_rate"),
+        temperature_c=cleaned.get("temperature_c"),
         weight_kg=cleaned.get("weight_kg"),
         waist_cm=cleaned.get("waist_cm"),
         symptoms=list(cleaned.get("symptoms") or []),
