@@ -115,6 +115,18 @@ def test_sql_indicators_agree_with_the_pure_reference(community, specs, custom):
         other = ind.Period(start, start + timedelta(days=length))
         assert other.year is None
         assert _sql(community.county, other) == _reference(other)
+        # the drill-down lists (per-registry queryset) hold the same registries as the counts
+        for period in (YEAR, other):
+            figures = ind.national_indicators(community.county, period, with_population=False).diseases
+            for disease in ("htn", "t2dm"):
+                for figure in ("managed", "normative", "controlled"):
+                    listed = ind.figure_queryset(
+                        community.county, figure=figure, disease=disease, period=period
+                    )
+                    assert listed.count() == figures[disease][figure], (period, disease, figure)
+        # the breakdown's rows add up to the whole
+        rows = ind.breakdown(community.county, other)
+        assert sum(r["diseases"]["htn"]["managed"] for r in rows) == _sql(community.county, other)["IND-1"][1]
         transaction.set_rollback(True)
 
 

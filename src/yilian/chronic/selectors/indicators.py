@@ -193,21 +193,91 @@ def ancestors_in_scope(actor: Actor, org: Organisation) -> list[Organisation]:
 # National indicators (§6)
 
 
-def _required_case(period: Period) -> Case:
-    """``required(r)`` (IND-1) as a SQL CASE over registration-date ranges, from the pure rule."""
+def _required_runs(period: Period) -> list[tuple[date | None, int]]:
+    """``required(r)`` (IND-1) as ``[(registered before this day, value), …, (None, value)]``,
+    evaluated from the pure rule for every possible registration day of the period."""
     required_visits = rules.required_visits
-    before = required_visits(period.start - timedelta(days=1), period.start, period.end)
-    whens = [When(registered_on__lt=period.start, then=Value(before))]
+    runs: list[tuple[date | None, int]] = [
+        (period.start, required_visits(period.start - timedelta(days=1), period.start, period.end))
+    ]
     day = period.start
     run_value = required_visits(day, period.start, period.end)
     while day <= period.end:
         value = required_visits(day, period.start, period.end)
         if value != run_value:
-            whens.append(When(registered_on__lt=day, then=Value(run_value)))
+            runs.append((day, run_value))
             run_value = value
         day += timedelta(days=1)
-    whens.append(When(registered_on__lte=period.end, then=Value(run_value)))
+    runs.append((None, run_value))
+    return runs
+
+
+def _required_case(period: Period) -> Case:
+    """``required(r)`` (IND-1) as a SQL CASE over registration-date ranges, from the pure rule."""
+    whens = [
+        When(registered_on__lt=before, then=Value(value))
+        if before
+        else When(registered_on__lte=period.end, then=Value(value))
+        for before, value in _required_runs(period)
+    ]
     return Case(*whens, default=Value(0), output_field=IntegerField())
+
+
+def _required_sql(period: Period) -> tuple[str, list]:
+    parts, params = [], []
+    for before, value in _required_runs(period):
+        if before:
+            parts.append(f"WHEN r.registered_on < %s THEN {int(value)}")
+            params.append(before)
+        else:
+            parts.append(f"WHEN r.registered_on <= %s THEN {int(value)}")
+            params.append(period.end)
+    return "CASE " + " ".join(parts) + " ELSE 0 END", params
+
+
+def _national_counts_sql(org: Organisation, period: Period, child_length: int | None = None) -> list[dict]:
+    """IND-1..IND-4 counts for a period that is not a calendar year, set-based: one pass over the
+    period's face-to-face follow-ups of the subtree grouped by registry (FF(r) and the last
+    reading as ``MAX(day ‖ id ‖ at_target)``), joined to ``Managed(P)``. Same definitions as
+    ``managed_queryset`` (which the drill-down lists use); the tests hold both to the reference."""
+    if connection.vendor == "postgresql":
+        key = "to_char(f.visit_on, 'YYYY-MM-DD') || lpad(CAST(f.id AS TEXT), 12, '0')"
+    else:
+        key = "f.visit_on || printf('%%012d', f.id)"
+    reg, fu, orgs = Registry._meta.db_table, FollowUp._meta.db_table, Organisation._meta.db_table
+    required, required_params = _required_sql(period)
+    child = f"SUBSTR(o.path, 1, {int(child_length)})" if child_length else "''"
+    scope = f"""
+        FROM {reg} r JOIN {orgs} o ON o.id = r.managing_org_id
+        WHERE o.path LIKE %s AND r.disease IN ('htn', 't2dm') AND r.registered_on <= %s
+          AND (r.closed_on IS NULL OR r.closed_on > %s)"""
+    scope_params = [org.path.replace("%", "") + "%", period.end, period.end]
+    sql = f"""
+        WITH a AS (
+            SELECT f.registry_id, COUNT(DISTINCT f.visit_on) AS ff,
+                   MAX(CASE WHEN f.bp_at_target IS NOT NULL
+                            THEN {key} || CASE WHEN f.bp_at_target THEN '1' ELSE '0' END END) AS bp,
+                   MAX(CASE WHEN f.fpg_at_target IS NOT NULL
+                            THEN {key} || CASE WHEN f.fpg_at_target THEN '1' ELSE '0' END END) AS fpg
+            FROM {fu} f JOIN {reg} rr ON rr.id = f.registry_id
+            WHERE f.mode IN ('clinic', 'home') AND f.visit_on >= %s AND f.visit_on <= %s
+              AND f.visit_on >= rr.registered_on
+              AND f.registry_id IN (SELECT r.id {scope})
+            GROUP BY f.registry_id
+        )
+        SELECT {child} AS child, r.disease, COUNT(*),
+               SUM(CASE WHEN COALESCE(a.ff, 0) >= {required} THEN 1 ELSE 0 END),
+               SUM(CASE WHEN (r.disease = 'htn' AND SUBSTR(a.bp, 23, 1) = '1')
+                          OR (r.disease = 't2dm' AND SUBSTR(a.fpg, 23, 1) = '1') THEN 1 ELSE 0 END)
+        {scope.replace("WHERE", "LEFT JOIN a ON a.registry_id = r.id WHERE", 1)}
+        GROUP BY 1, 2"""  # noqa: S608 (table names from _meta, values as parameters)
+    params = [period.start, period.end, *scope_params, *required_params, *scope_params]
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return [
+            {"child": c, "disease": d, "managed": int(m), "normative": int(n or 0), "controlled": int(k or 0)}
+            for c, d, m, n, k in cur.fetchall()
+        ]
 
 
 def managed_queryset(org: Organisation, period: Period, diseases=DISEASES) -> QuerySet:
@@ -310,10 +380,13 @@ class IndicatorSet:
 
 def national_indicators(org: Organisation, period: Period, *, with_population: bool = True) -> IndicatorSet:
     """IND-1..IND-5 for ``org``'s subtree over ``period``: one grouped query (GROUP BY disease)."""
-    rows = {
-        r["disease"]: r
-        for r in managed_queryset(org, period).values("disease").annotate(**_national_aggregates()).order_by()
-    }
+    if period.year is None:
+        grouped = _national_counts_sql(org, period)
+    else:
+        grouped = (
+            managed_queryset(org, period).values("disease").annotate(**_national_aggregates()).order_by()
+        )
+    rows = {r["disease"]: r for r in grouped}
     result = IndicatorSet(org=org, period=period, source="rollup" if period.year else "follow_ups")
     params = rules.DEFAULTS
     percent = rules.percent
@@ -341,13 +414,16 @@ def breakdown(org: Organisation, period: Period) -> list[dict]:
     """National indicators per child organisation of ``org`` (one grouped query) plus, when
     ``org`` itself manages registries, a row for ``org`` (直管)."""
     length = _child_key_length(org)
-    grouped = (
-        managed_queryset(org, period)
-        .annotate(child=Substr("managing_org__path", 1, length))
-        .values("child", "disease")
-        .annotate(**_national_aggregates())
-        .order_by()
-    )
+    if period.year is None:
+        grouped = _national_counts_sql(org, period, length)
+    else:
+        grouped = (
+            managed_queryset(org, period)
+            .annotate(child=Substr("managing_org__path", 1, length))
+            .values("child", "disease")
+            .annotate(**_national_aggregates())
+            .order_by()
+        )
     by_child: dict[str, dict[str, dict]] = {}
     for row in grouped:
         by_child.setdefault(row["child"], {})[row["disease"]] = row
