@@ -220,3 +220,19 @@ def test_lists_do_not_grow_queries_with_rows(login, community, village_doctor):
     for _ in range(3):
         make_registry(org=community.village, responsible_doctor=village_doctor)
     assert [_queries(client, u) for u in urls] == before
+
+
+def test_openapi_describes_the_registry_follow_up_and_referral_endpoints(client):
+    r = client.get("/api/v1/openapi.json")
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    for path in (
+        "/api/v1/chronic/registries",
+        "/api/v1/chronic/registries/{registry_id}/close",
+        "/api/v1/chronic/registries/{registry_id}/transfer",
+        "/api/v1/chronic/patients/{patient_id}/registries",
+        "/api/v1/chronic/follow-ups",
+        "/api/v1/chronic/registries/{registry_id}/follow-ups",
+        "/api/v1/chronic/referrals/{referral_id}/track",
+    ):
+        assert path in paths, path
