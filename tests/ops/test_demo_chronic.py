@@ -211,3 +211,10 @@ def test_same_seed_and_day_build_the_same_history(county):
     build_demo(patients=900, seed=7, villages=12, force=True)
     build_chronic(seed=8, today=TODAY)
     assert snapshot()["registries"] != first["registries"]
+
+
+def test_a_county_without_patients_builds_no_history():
+    build_demo(patients=0, seed=7, villages=3)
+    result = build_chronic(seed=7, today=TODAY)
+    assert (result.registries, result.follow_ups, result.referrals) == (0, 0, 0)
+    assert not Registry.objects.exists()
