@@ -189,6 +189,7 @@ def test_same_client_uuid_records_once(doctor, resident, community):
     first = screen(doctor, resident, community.village, sbp=150, dbp=95, client_uuid=key)
     again = screen(doctor, resident, community.village, sbp=150, dbp=95, client_uuid=str(key))
     assert again.replayed and again.reading.pk == first.reading.pk
+    assert [c.pk for c in again.cases] == [c.pk for c in first.cases]
     assert ScreeningReading.objects.count() == 1
     assert ScreeningCase.objects.count() == 1
 

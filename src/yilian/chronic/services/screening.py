@@ -189,12 +189,27 @@ def _replay(client_uuid, patient_id: int) -> ScreeningOutcome | None:
         return None
     if reading.patient_id != patient_id:
         raise ScreeningReplayMismatch(field="client_uuid")
-    cases = tuple(
-        ScreeningCase.objects.filter(patient_id=patient_id, opened_on__lte=reading.taken_on).order_by("-id")[
-            :2
-        ]
+    # The cases this reading left behind: per disease, the latest opened on or before its day.
+    cases = []
+    for disease in (Disease.HTN, Disease.T2DM):
+        case = (
+            ScreeningCase.objects.filter(
+                patient_id=patient_id, disease=disease, opened_on__lte=reading.taken_on
+            )
+            .order_by("-opened_on", "-id")
+            .first()
+        )
+        if case is not None:
+            cases.append(case)
+    referral = (
+        Referral.objects.select_related("to_org")
+        .filter(screening_case__in=cases, opened_on=reading.taken_on)
+        .order_by("-id")
+        .first()
     )
-    return ScreeningOutcome(reading=reading, evaluation=None, cases=cases, referral=None, replayed=True)
+    return ScreeningOutcome(
+        reading=reading, evaluation=None, cases=tuple(cases), referral=referral, replayed=True
+    )
 
 
 def _parse_uuid(client_uuid) -> uuid.UUID | None:
