@@ -10,6 +10,7 @@ came from, with the values kept.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
@@ -346,7 +347,9 @@ class ContractForm(forms.Form):
 
 
 class TerminateForm(forms.Form):
-    terminated_on = forms.DateField(label=_("解约日期"), widget=forms.DateInput(attrs=DATE, format="%Y-%m-%d"))
+    terminated_on = forms.DateField(
+        label=_("解约日期"), widget=forms.DateInput(attrs=DATE, format="%Y-%m-%d")
+    )
     reason = forms.CharField(label=_("原因"), max_length=200, required=False)
 
 
@@ -407,9 +410,7 @@ def contract_patient(request, patient_id: int):
         initial={
             "signed_on": today,
             "starts_on": today,
-            "ends_on": today.replace(year=today.year + 1)
-            if not (today.month == 2 and today.day == 29)
-            else today,
+            "ends_on": rules.add_months(today, 12) - timedelta(days=1),  # a one-year term
         },
         teams=teams,
     )
