@@ -70,6 +70,8 @@ def test_village_doctor_records_an_urgent_follow_up_from_the_overdue_list(
 
         row.locator("a").click()
         page.wait_for_url(re.compile(rf".*/chronic/followup/{patient.pk}/$"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        page.screenshot(path=str(artifacts / "chronic_followup_form_top_phone.png"))
         page.get_by_label("门诊").check()
         page.fill("#id_sbp", "185")
         page.fill("#id_dbp", "115")
