@@ -228,3 +228,13 @@ def test_the_glucose_toggle_records_fasting_or_random_glucose(community, client,
     assert (str(random_visit.glucose_any_mmol), random_visit.fpg_mmol) == ("12.4", None)
     assert (str(fasting_visit.fpg_mmol), fasting_visit.glucose_any_mmol) == ("6.2", None)
     assert fasting_visit.classification == "satisfied"
+
+
+def test_the_call_tab_sends_the_due_reminders_of_the_doctors_own_patients(community, client, today):
+    _overdue(community.village, 4, today, reminder_consent=True)
+    _overdue(community.other_village, 4, today, reminder_consent=True)
+    assert "worklist/reminders/" in client.get("/chronic/worklist/", {"tab": "call"}).content.decode()
+    response = client.post("/chronic/worklist/reminders/", HTTP_HX_REQUEST="true")
+    assert "已发送 1 条" in response.content.decode()
+    again = client.post("/chronic/worklist/reminders/", HTTP_HX_REQUEST="true")
+    assert "已发送 0 条" in again.content.decode()

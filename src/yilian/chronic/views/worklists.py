@@ -145,6 +145,15 @@ def call_outcome(request, registry_id: int):
 @never_cache
 @require_POST
 @requires(policy.CHRONIC_MANAGE)
+def send_reminders(request):
+    """发送短信提醒 (R7.4) now, for the actor's own patients; the daily task does the same for all."""
+    queued = services.send_due_reminders(actor=request.actor)
+    return render(request, "chronic/worklists/worklist.html#reminders-done", {"queued": queued})
+
+
+@never_cache
+@require_POST
+@requires(policy.CHRONIC_MANAGE)
 def reveal_phone(request, registry_id: int):
     """拨打电话: shows the full number as a ``tel:`` link; a deliberate, audited act (reveal_phone)."""
     registry = selectors.registry_for_actor(request.actor, registry_id)
@@ -388,6 +397,7 @@ urlpatterns = [
     path("worklist/", worklist, name="worklist"),
     path("worklist/calls/<int:registry_id>/", call_outcome, name="worklist-call"),
     path("worklist/calls/<int:registry_id>/phone/", reveal_phone, name="worklist-phone"),
+    path("worklist/reminders/", send_reminders, name="worklist-reminders"),
     path("followup/<int:patient_id>/", follow_up, name="followup"),
     path("followup/<int:patient_id>/done/<uuid:visit_key>/", follow_up_done, name="followup-done"),
     path("followup/medication-row/", medication_row, name="followup-med-row"),
