@@ -56,6 +56,7 @@ def test_urgent_reading_opens_a_referral_to_the_township_and_returns_its_id(
     assert result["urgent"] is True and result["referral"] == "urgent"
     assert result["referral_label"] == "紧急转诊" and result["referral_reasons"][0] == "urgent"
     assert "R3.1" in result["rules_fired"] and "R3.3" in result["rules_fired"]
+    assert set(result["urgent_signs"]) == {"sbp>=180", "dbp>=110"}  # which danger signs fired
     referral = Referral.objects.get(pk=result["referral_id"])
     assert referral.to_org == community.township
     assert referral.tracking_due_on == VISIT + timedelta(days=14)

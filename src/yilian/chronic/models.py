@@ -334,6 +334,9 @@ class FollowUp(models.Model):
     referral = models.CharField(max_length=8, choices=Referral.choices, default=Referral.NONE)
     referral_reasons = models.JSONField(default=list, blank=True)
     rules_fired = models.JSONField(default=list, blank=True)
+    # Which R3.x danger signs made the visit urgent (e.g. "sbp>=180", "symptom:chest_tightness");
+    # null for rows written in bulk (demo, import) before the column existed.
+    urgent_signs = models.JSONField(default=list, blank=True, null=True)
     next_due_on = models.DateField(_("下次随访日期"))
     client_uuid = models.UUIDField(null=True, blank=True)
     recorded_by = models.ForeignKey(

@@ -163,6 +163,8 @@ class FollowUpResult(Schema):
     referral_reasons: list[str]
     referral_reason_labels: list[str]
     rules_fired: list[str]
+    # R3.x: the danger signs that made the visit urgent, e.g. "sbp>=180", "symptom:chest_tightness".
+    urgent_signs: list[str] = []
     next_due_on: date
     bp_at_target: bool | None
     fpg_at_target: bool | None

@@ -38,6 +38,7 @@ def follow_up_out(fu: FollowUp, referral_id: int | None, *, full: bool = False) 
         "referral_reasons": list(fu.referral_reasons),
         "referral_reason_labels": [rules.REASON_LABELS.get(r, r) for r in fu.referral_reasons],
         "rules_fired": list(fu.rules_fired),
+        "urgent_signs": list(fu.urgent_signs or []),
         "next_due_on": fu.next_due_on,
         "bp_at_target": fu.bp_at_target,
         "fpg_at_target": fu.fpg_at_target,

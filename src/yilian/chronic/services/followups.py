@@ -446,6 +446,7 @@ def record_follow_up(
                     referral=evaluation.referral,
                     referral_reasons=list(evaluation.referral_reasons),
                     rules_fired=list(evaluation.rules_fired),
+                    urgent_signs=list(evaluation.urgent_signs),
                     next_due_on=evaluation.next_due_on,
                     client_uuid=client_uuid,
                     recorded_by_id=actor.user_id,
