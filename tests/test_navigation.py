@@ -54,3 +54,16 @@ def test_staff_navigation_reads_patients_in_english(login, staff_of):
     html = client.get(reverse("community:org-tree")).content.decode()
     nav = html[html.index('class="mainnav"') : html.index("</nav>")]
     assert ">Patients</a>" in nav
+
+
+def test_village_doctor_sees_the_chronic_work_list_screening_and_indicators(login, staff_of, community):
+    nav = nav_links(login(staff_of(policy.VILLAGE_DOCTOR, community.village)))
+    assert reverse("chronic:worklist") in nav and reverse("chronic:screening") in nav
+    assert reverse("chronic:indicators-dashboard") in nav
+    assert reverse("chronic:import") not in nav
+
+
+def test_coordinator_sees_chronic_indicators_and_import_but_not_the_work_list(login, staff_of):
+    nav = nav_links(login(staff_of(policy.COORDINATOR)))
+    assert reverse("chronic:indicators-dashboard") in nav and reverse("chronic:import") in nav
+    assert reverse("chronic:worklist") not in nav
