@@ -58,9 +58,11 @@ from yilian.patients import selectors as patient_selectors
 
 MAX_BYTES = 5 * 1024 * 1024
 # Rows per file. The rows go through the per-row services in one synchronous request, which must
-# end within the web worker's timeout (60 s): measured ≈160 registry rows/s and ≈45 follow-up
-# rows/s on a loaded 2-core machine, about three times that when idle (see the report in docs).
-MAX_ROWS = {"registries": 10_000, "follow_ups": 5_000}
+# end within the web worker's timeout (60 s). Measured on the shared 2-core development machine
+# (load ≈8): registries ≈160 rows/s on SQLite, ≈70 on PostgreSQL; follow-ups ≈45 rows/s on
+# SQLite, ≈33 on PostgreSQL (each follow-up is evaluated, planned, rolled up and audited by the
+# services, ~22 queries). Checking alone runs at 2,000–6,000 rows/s.
+MAX_ROWS = {"registries": 5_000, "follow_ups": 2_000}
 MAX_COLUMNS = 60
 REGISTRIES = ImportBatch.Kind.REGISTRIES
 FOLLOW_UPS = ImportBatch.Kind.FOLLOW_UPS
