@@ -162,6 +162,13 @@ class Registry(models.Model):
             models.Index(
                 fields=["responsible_doctor", "status", "next_follow_up_on"], name="registry_doctor_due"
             ),
+            # R7.3 work lists: one village's overdue page is a range scan in list order (high-risk
+            # first, then fewest days overdue), its count an index-only scan.
+            models.Index(
+                fields=["managing_org", "high_risk", "next_follow_up_on", "id"],
+                condition=Q(status="active"),
+                name="registry_org_worklist",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -32,10 +32,8 @@ from yilian.notifications import services as notification_services
 
 SYSTEM = Actor(kind="system", label="system:chronic")
 NOTE_MAX_LENGTH = 200
-# The R7.4 message template. Not shipped yet: the notifications app (not this area's) ships
-# templates in its migrations, and one has been asked of the lead. Until it exists ``notify`` falls
-# back to the ``generic`` template, which prints this module's own ``title``/``body``; once it is
-# shipped, write the code literally in the ``notify`` call so that the coverage test checks it.
+# The R7.4 message template (notifications migration 0007); an edited template in the admin wins.
+# The ``title``/``body`` in the context serve the ``generic`` fallback if the template was deleted.
 REMINDER_TEMPLATE = "chronic_follow_up_reminder"
 DISEASE_LABELS = dict(Disease.choices)
 
@@ -209,7 +207,7 @@ def _send(registries: list[Registry]):
     }
     notified = notification_services.notify(
         recipient=None,
-        template_code=REMINDER_TEMPLATE,
+        template_code="chronic_follow_up_reminder",
         context=context,
         phone=patient.phone,
         urgent=False,

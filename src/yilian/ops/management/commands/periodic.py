@@ -5,7 +5,8 @@ Each job is an existing management command of its app; this only says how often 
 * every minute: ``dispatch_sms`` (deferred and retried SMS, notifications), ``scheduling_tick``
   (payment holds expire, waitlist offers, no-shows at session end — access.md B-8, B-20, B-11);
 * every 5 minutes: ``close_queues`` (missed patients who never came back — access.md Q-9);
-* daily: ``purge_codes`` (spent sign-in codes) and ``purge_card_nonces`` (remembered QR nonces).
+* daily: ``purge_codes`` (spent sign-in codes), ``purge_card_nonces`` (remembered QR nonces) and
+  ``chronic_daily`` (follow-up reminder SMS, chronic.md R7.4; family-doctor contracts that ended).
 
 ``yilian up`` starts it; on a server run by systemd/cron, run ``yilian periodic --once`` from a
 timer instead. A failing job is logged and retried at its next turn; it never stops the others.
@@ -29,6 +30,7 @@ JOBS: list[tuple[str, int]] = [
     ("close_queues", 5 * MINUTE),
     ("purge_codes", 24 * 60 * MINUTE),
     ("purge_card_nonces", 24 * 60 * MINUTE),
+    ("chronic_daily", 24 * 60 * MINUTE),
 ]
 
 
