@@ -386,3 +386,31 @@ def test_batches_are_listed_only_within_the_importers_scope(
     login(staff_of(policy.COORDINATOR, community.other_township))
     assert client.get(f"{URL}/{batch_id}").status_code == 404
     assert client.get(URL).json()["count"] == 0
+
+
+def test_a_chinese_file_imports_whatever_the_uploaders_language(
+    client, login, coordinator, community, people
+):
+    login(coordinator)
+    (patient, number), *_ = people
+    make_registry(patient=patient, org=community.village, disease="htn", registered_on=date(2025, 1, 5))
+    rows = [f"{number},高血压,2025-04-01,家庭,150,95,,,", f"{number},高血压,2025-04-02,电话,,,,,"]
+    response = client.post(
+        URL,
+        {"kind": "follow_ups", "file": _file(csv_bytes(FU_HEADER, rows), "a.csv")},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert response.status_code == 201, response.json()
+    assert sorted(FollowUp.objects.values_list("mode", flat=True)) == ["home", "phone"]
+
+
+def test_row_errors_are_listed_in_file_order_row_by_row_then_column_by_column(
+    client, login, coordinator, people
+):
+    login(coordinator)
+    (_patient, number), *_ = people
+    rows = [f"{number},痛风,2025-04-01,飞鸽,30,20,,,"]
+    errors = upload(client, "follow_ups", csv_bytes(FU_HEADER, rows)).json()["errors"]
+    assert [e["column"] for e in errors] == ["disease", "mode", "sbp", "dbp"]
+    allowed = next(e["message"] for e in errors if e["column"] == "mode")
+    assert "门诊、家庭、电话" in allowed

@@ -44,7 +44,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from yilian.chronic import rules
@@ -64,6 +64,7 @@ MAX_BYTES = 5 * 1024 * 1024
 # services, ~22 queries). Checking alone runs at 2,000–6,000 rows/s.
 MAX_ROWS = {"registries": 5_000, "follow_ups": 2_000}
 MAX_COLUMNS = 60
+TEMPLATE_LANGUAGE = "zh-hans"  # headers and allowed values of the template: the file contract
 REGISTRIES = ImportBatch.Kind.REGISTRIES
 FOLLOW_UPS = ImportBatch.Kind.FOLLOW_UPS
 # The template's example row carries this (valid, made-up) ID number and is skipped on import.
@@ -320,10 +321,16 @@ def _norm(text: Any) -> str:
 
 
 def _choice_table(extra: dict[str, str], choices: Iterable[tuple[str, Any]]) -> dict[str, str]:
+    """Accepted spellings → code: the codes, the Chinese labels (the template's language, whatever
+    the uploader's), the labels in the uploader's language, and the aliases."""
+    choices = list(choices)
     table = {_norm(k): v for k, v in extra.items()}
     for value, label in choices:
         table[_norm(value)] = value
         table[_norm(str(label))] = value
+    with translation.override(TEMPLATE_LANGUAGE):
+        for value, label in choices:
+            table[_norm(str(label))] = value
     return table
 
 
@@ -524,7 +531,9 @@ def _disease_table() -> dict[str, str]:
 
 
 def _allowed(choices) -> str:
-    return "、".join(str(label) for _, label in choices)
+    """The allowed values as the template lists them (in Chinese, the file's language)."""
+    with translation.override(TEMPLATE_LANGUAGE):
+        return "、".join(str(label) for _, label in choices)
 
 
 @dataclass
@@ -984,7 +993,8 @@ def _validate_follow_ups(ctx: _Context, table: Table) -> list[FollowUpRow]:
         values["note"] = _text(ctx.cell(cells, "note"))[:500]
         diseases: list[str] | None = [disease] if disease else None
         orgs: set[tuple[int, str]] = set()
-        if patient is not None and visit_on is not None:
+        disease_unreadable = disease is None and bool(_text(ctx.cell(cells, "disease")))
+        if patient is not None and visit_on is not None and not disease_unreadable:
             active = registries.get(patient.id, {})
             targets = [disease] if disease else sorted(active)
             if disease and disease not in active:
@@ -1256,7 +1266,8 @@ def _reject(actor: Actor, batch: ImportBatch, errors: list[RowError]) -> ImportB
     batch.pk = None
     batch.status = ImportBatch.Status.REJECTED
     batch.imported_count = 0
-    batch.errors = [e.as_dict() for e in sorted(errors, key=lambda e: (e.row, e.column))]
+    order = {c.key: i for i, c in enumerate(COLUMNS[batch.kind])}
+    batch.errors = [e.as_dict() for e in sorted(errors, key=lambda e: (e.row, order.get(e.column, -1)))]
     batch.save()
     audit.record(
         actor,
@@ -1345,8 +1356,14 @@ def _example_row(kind: str, org_code: str) -> list[Any]:
 def template_workbook(actor: Actor, kind: str) -> bytes:
     """The import template (.xlsx): the header row with an example row, the allowed values, the notes.
 
-    The allowed-values sheet lists the organisation codes the actor may import into.
+    The allowed-values sheet lists the organisation codes the actor may import into. The template is
+    in Chinese whatever the page language: it is the file contract the import reads.
     """
+    with translation.override(TEMPLATE_LANGUAGE):
+        return _template_workbook(actor, kind)
+
+
+def _template_workbook(actor: Actor, kind: str) -> bytes:
     from openpyxl import Workbook
     from openpyxl.comments import Comment
     from openpyxl.styles import Font, PatternFill
