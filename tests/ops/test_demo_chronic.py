@@ -130,6 +130,7 @@ def test_every_follow_up_is_the_rules_evaluation_chained_on_the_previous_visit(c
             evaluation.urgent,
         )
         assert fu.rules_fired == list(evaluation.rules_fired)
+        assert fu.urgent_signs == list(evaluation.urgent_signs)
         measured = fu.fpg_at_target if fu.disease == "t2dm" else fu.bp_at_target
         if fu.mode in rules.FACE_TO_FACE and measured is not None:
             previous[fu.registry_id] = rules.PreviousVisit(fu.visit_on, measured)

@@ -609,6 +609,7 @@ def _visit(
             "referral": evaluation.referral,
             "referral_reasons": list(evaluation.referral_reasons),
             "rules_fired": list(evaluation.rules_fired),
+            "urgent_signs": list(evaluation.urgent_signs),
             "next_due_on": evaluation.next_due_on,
             "recorded_by_id": reg.doctor_user_id,
         }
