@@ -52,6 +52,7 @@ def test_dashboard_renders_charts_and_a_tile_opens_its_list(
         page.goto(f"{live_server.url}/chronic/dashboard/")
         page.wait_for_selector("#breakdown-chart canvas")
         page.wait_for_selector("#trend-chart canvas")
+        page.wait_for_selector("#simple-panel .sim-legend a")  # the Simple/HEARTS panel, loaded by HTMX
         page.screenshot(path=str(artifacts / f"chronic_dashboard_{viewport}.png"), full_page=True)
         managed = page.locator("a.kpi").first
         assert "3" in managed.inner_text()

@@ -159,6 +159,10 @@ def test_dashboard_page_shows_tiles_linking_to_lists(data, staff_of, login, clie
     assert listing.content.decode().count("data-registry=") == 1
     sim = client.get("/chronic/dashboard/list/", {"figure": "sim_ltfu", "month": "2025-06"})
     assert sim.content.decode().count("data-registry=") == 1
+    panel = client.get("/chronic/dashboard/simple/", {"month": "2025-06"})
+    assert panel.status_code == 200
+    assert "/chronic/dashboard/list/?org=" in panel.content.decode() and "100.0%" in panel.content.decode()
+    assert client.get("/chronic/dashboard/simple/", {"month": "x"}).status_code == 422
     export = client.get("/chronic/dashboard/export.xlsx", {"year": "2025"})
     assert export.status_code == 200 and export["Content-Disposition"].startswith("attachment")
     assert client.get("/chronic/dashboard/", {"org": data.county.pk}).status_code == 404

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
@@ -110,11 +110,7 @@ def dashboard(request):
             "ltfu": str(_("失访率")),
         },
     }
-    sim = ind.sim_month(org, month, "htn")
-    sim_links = {
-        k: f"list/?{_query(org=org.pk, figure=k, disease='htn', month=month.strftime('%Y-%m'))}"
-        for k in ind.SIM_FIGURES
-    }
+    simple_url = f"{reverse('chronic:indicators-simple')}?{_query(org=org.pk, month=month.strftime('%Y-%m'))}"
     years = list(range(today.year, today.year - 6, -1))
     months = [rules.add_months(today.replace(day=1), -k) for k in range(0, 24)]
     context = {
@@ -134,13 +130,31 @@ def dashboard(request):
         },
         "rows": rows,
         "chart": chart,
-        "sim": sim,
-        "sim_links": sim_links,
+        "simple_url": simple_url,
         "export_query": _query(**base),
         "custom_period": bool(args["start"] or args["end"]),
         "base_query": _query(**args),
     }
     return render(request, "chronic/indicators/dashboard.html", context)
+
+
+@require_GET
+@requires(policy.CHRONIC_REPORT)
+def simple_panel(request):
+    """The Simple/HEARTS panel (SIM-4/SIM-5 for a month), an HTMX fragment of the dashboard: it is
+    the slowest figure of a county, so the page shows the national indicators first."""
+    today = timezone.localdate()
+    org = ind.report_org(request.actor, request.GET.get("org") or None)
+    month = ind.month_from(request.GET.get("month") or None, today=today)
+    disease = "t2dm" if request.GET.get("disease") == "t2dm" else "htn"
+    sim = ind.sim_month(org, month, disease)
+    list_url = reverse("chronic:indicators-list")
+    sim_links = {
+        k: f"{list_url}?{_query(org=org.pk, figure=k, disease=disease, month=month.strftime('%Y-%m'))}"
+        for k in ind.SIM_FIGURES
+    }
+    context = {"org": org, "month": month, "sim": sim, "sim_links": sim_links}
+    return render(request, "chronic/indicators/_simple.html", context)
 
 
 def _num(value):
@@ -217,5 +231,6 @@ def export(request):
 urlpatterns = [
     path("dashboard/", dashboard, name="indicators-dashboard"),
     path("dashboard/list/", figure_list, name="indicators-list"),
+    path("dashboard/simple/", simple_panel, name="indicators-simple"),
     path("dashboard/export.xlsx", export, name="indicators-export"),
 ]
