@@ -109,7 +109,7 @@ class ImportKindUnknown(DomainError):
 
 
 class ImportAlreadyDone(DomainError):
-    """access: the same file twice would enrol or record twice (idempotency by SHA-256)."""
+    """The same file twice would enrol or record twice: refused once imported (SHA-256 of the bytes)."""
 
     code = "IMPORT_DUPLICATE_FILE"
     status = 409
