@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from yilian.ops.demo import county, exams, schedule
+from yilian.ops.demo import chronic, county, exams, schedule
 from yilian.ops.demo.build import DatabaseNotEmpty, build_demo
 from yilian.ops.demo.logins import logins_table
 
@@ -66,6 +66,7 @@ class Command(BaseCommand):
             bar.close()
         schedule.build_week(seed=options["seed"])  # the outpatient week (出诊排班 and bookings)
         exams.build_exam_centre(seed=options["seed"])  # the exam centre's catalogue and calendar
+        chronic.build_chronic(seed=options["seed"])  # a year of chronic-disease history (慢病管理)
         if quiet:
             return
         self.stdout.write(
