@@ -22,6 +22,10 @@ Not a test: it prints figures. ``.venv/bin/python bench/chronic_dashboard.py [--
    - a village doctor's overdue list (``selectors.worklists.worklist(actor, "overdue")``, page 1,
      ``--worklist-runs`` look-ups over 20 doctors in different villages): p50 and p99.
 
+``--covering-index`` also builds a candidate index on follow-ups (``visit_on, registry_id`` INCLUDE
+the read columns) and VACUUMs, to measure it: it did not speed up the Simple/HEARTS or
+custom-period queries on the reference run, so there is no such index in the migrations.
+
 Ends with one JSON line (ARCHITECTURE.md "Where the figures go"). On a shared machine the figures
 measure the neighbours too: the load average is printed next to them.
 """
@@ -192,6 +196,12 @@ GENERATE = [
 ]
 
 
+COVERING_INDEX = """
+    CREATE INDEX bench_follow_up_window ON chronic_followup (visit_on, registry_id)
+    INCLUDE (id, mode, sbp, dbp, fpg_mmol, bp_at_target, fpg_at_target)
+"""
+
+
 def generate(args, today: date, villages) -> dict:
     from django.db import connection
 
@@ -322,6 +332,12 @@ def main() -> int:
     parser.add_argument("--villages", type=int, default=27, help="village clinics per township")
     parser.add_argument("--runs", type=int, default=5, help="runs of each indicator query (median)")
     parser.add_argument("--worklist-runs", type=int, default=200)
+    parser.add_argument(
+        "--covering-index",
+        action="store_true",
+        help="also create the candidate covering index on follow-ups (visit_on, registry_id) INCLUDE "
+        "(the columns the SIM and custom-period queries read) and VACUUM, to measure it",
+    )
     args = parser.parse_args()
 
     from yilian.ops.pgtmp import throwaway_postgres
@@ -348,6 +364,14 @@ def main() -> int:
         county, towns, villages = build_tree(args.townships, args.villages)
         counts = generate(args, today, villages)
         generate_s = time.perf_counter() - t0
+        if args.covering_index:
+            from django.db import connection
+
+            t1 = time.perf_counter()
+            with connection.cursor() as cur:
+                cur.execute(COVERING_INDEX)
+                cur.execute("VACUUM ANALYZE chronic_followup")
+            print(f"covering index + VACUUM in {time.perf_counter() - t1:.1f}s")
         print(
             f"generated {counts['patients']:,} patients, {counts['registries']:,} registries, "
             f"{counts['follow_ups']:,} follow-ups over {len(towns)} townships × {args.villages} villages "
@@ -396,6 +420,7 @@ def main() -> int:
         "organisations": 1 + len(towns) + len(villages),
         "loadavg_1m": round(load, 1),
         "cores": os.cpu_count(),
+        "covering_index": args.covering_index,
     }
     print(json.dumps(line, ensure_ascii=False))
     return 0
