@@ -111,3 +111,28 @@ def test_rebuild_all_without_a_year_covers_every_year_and_replaces_stale_rows(co
     RegistryYear.objects.create(registry=registry, year=2019, ff_dates=9)
     assert rebuild_all() == 2
     assert sorted(RegistryYear.objects.values_list("year", "ff_dates")) == [(2024, 1), (2025, 1)]
+
+
+def test_the_follow_up_service_keeps_the_roll_up_and_the_indicators_current(community, staff_of):
+    """Contract with services.followups: every recorded visit refreshes RegistryYear in the same
+    transaction, so the year's indicators move without a rebuild (chronic.md §6)."""
+    from tests.chronic.conftest import actor_of
+    from yilian.chronic.selectors import indicators as ind
+    from yilian.chronic.services.followups import FollowUpData, record_follow_up
+
+    patient = make_registry(org=community.village, registered_on=date(2026, 1, 5)).patient
+    actor = actor_of(staff_of("village_doctor", community.village))
+    year = ind.Period(date(2026, 1, 1), date(2026, 12, 31))
+    before = ind.national_indicators(community.county, year).diseases["htn"]
+    assert (before["managed"], before["controlled"]) == (1, 0)
+    for day, sbp in ((date(2026, 2, 2), 150), (date(2026, 2, 2), 136), (date(2026, 5, 6), 132)):
+        record_follow_up(
+            actor=actor,
+            patient_id=patient.pk,
+            data=FollowUpData(visit_on=day, mode="clinic", sbp=sbp, dbp=84),
+            today=date(2026, 9, 30),
+        )
+    row = RegistryYear.objects.get(registry__patient=patient, year=2026)
+    assert (row.ff_dates, row.ff_quarters, row.last_bp_at_target) == (2, 0b0011, True)
+    after = ind.national_indicators(community.county, year).diseases["htn"]
+    assert (after["managed"], after["normative"], after["controlled"]) == (1, 0, 1)
