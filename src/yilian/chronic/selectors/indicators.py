@@ -96,7 +96,9 @@ class Period:
 
     @property
     def label(self) -> str:
-        return f"{self.year}年" if self.year else f"{self.start.isoformat()} ~ {self.end.isoformat()}"
+        if self.year:
+            return str(_("%(year)s年") % {"year": self.year})
+        return f"{self.start.isoformat()} ~ {self.end.isoformat()}"
 
 
 def _parse_day(value: Any, name: str) -> date | None:
