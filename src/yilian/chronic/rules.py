@@ -46,7 +46,8 @@ class Parameters:
     / ``call_later_snooze_days`` (R7.3 call results), ``other_disease_interval_months`` (§1, CHD/
     stroke/COPD/cancer), ``t2dm_fpg_threshold`` / ``t2dm_random_glucose_threshold`` (screening,
     WHO diagnostic thresholds), ``high_risk_bp_interval_months`` (R1.3), ``bp_screening_min_age``
-    (R1.1), ``high_risk_age`` (R1.3 (6)).
+    (R1.1), ``high_risk_age`` (R1.3 (6)), ``prevalence_htn_adult`` / ``prevalence_t2dm_adult``
+    (IND-5).
     """
 
     routine_interval_months: int = 3
@@ -65,6 +66,9 @@ class Parameters:
     high_risk_bp_interval_months: int = 6
     bp_screening_min_age: int = 35
     high_risk_age: int = 55
+    # IND-5 (健康管理率) denominators: adult prevalence from the local survey (chronic.md §2).
+    prevalence_htn_adult: Decimal = Decimal("0.25")
+    prevalence_t2dm_adult: Decimal = Decimal("0.11")
 
 
 DEFAULTS = Parameters()

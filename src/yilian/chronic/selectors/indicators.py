@@ -59,7 +59,6 @@ DISEASES = ("htn", "t2dm")
 MAX_PERIOD_YEARS = 5
 PAGE_SIZE = 50
 TARGETS = {"normative": Decimal("80"), "controlled": Decimal("50")}  # §6 historical targets [S]
-DEFAULT_PREVALENCE = {"htn": Decimal("0.25"), "t2dm": Decimal("0.11")}  # §2 prevalence_*_adult
 
 
 class InvalidPeriod(DomainError):
@@ -400,7 +399,7 @@ def national_indicators(org: Organisation, period: Period, *, with_population: b
             "normative_rate": INDICATOR_CODES[(disease, "normative")],
             "control_rate": INDICATOR_CODES[(disease, "controlled")],
         }
-        prevalence = Decimal(str(getattr(params, f"prevalence_{disease}_adult", DEFAULT_PREVALENCE[disease])))
+        prevalence = params.prevalence_htn_adult if disease == "htn" else params.prevalence_t2dm_adult
         expected = int((Decimal(result.population) * prevalence).to_integral_value())
         figures["expected_patients"] = expected
         figures["coverage_rate"] = percent(figures["managed"], expected) if with_population else None
