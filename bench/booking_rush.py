@@ -352,7 +352,7 @@ ANALYZE bench_slot;
 PGBENCH_SCRIPT = """\\set pid random(1, 1000000000)
 BEGIN;
 UPDATE bench_slot SET status = 'booked' WHERE id = (SELECT id FROM bench_slot WHERE session_id = 1 AND status = 'free' AND pool = 'public' AND NOT for_waitlist AND (available_from IS NULL OR available_from <= now()) ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id AS slot_id \\gset
-INSERT INTO bench_appointment (patient_id, session_id, slot_id, service_date, period, department_id, status, cancel_reason, channel, idempotency_key, created_by_id, booked_at) VALUES (:pid, 1, :slot_id, current_date, 'am', 1, 'booked', '', 'app', md5(random()::text), 1, now());
+INSERT INTO bench_appointment (patient_id, session_id, slot_id, service_date, period, department_id, status, cancel_reason, channel, idempotency_key, referral_ref, created_by_id, booked_at) VALUES (:pid, 1, :slot_id, current_date, 'am', 1, 'booked', '', 'app', md5(random()::text), '', 1, now());
 END;
 """
 
@@ -400,9 +400,16 @@ def db_rate(url: str, clients: int, seconds: int) -> tuple[float, str]:
         print(out.stdout[-1500:], out.stderr[-1500:], file=sys.stderr)
     # Fallback: the same transaction from psycopg threads.
     done = [0] * clients
+    failures: list[BaseException] = []
     stop = time.perf_counter() + seconds
 
     def loop(i: int) -> None:
+        try:
+            _loop(i)
+        except Exception as exc:  # a broken transaction must not pass for a rate of 0
+            failures.append(exc)
+
+    def _loop(i: int) -> None:
         with psycopg.connect(url) as conn:
             while time.perf_counter() < stop:
                 with conn.transaction():
@@ -414,8 +421,9 @@ def db_rate(url: str, clients: int, seconds: int) -> tuple[float, str]:
                     ).fetchone()
                     conn.execute(
                         "INSERT INTO bench_appointment (patient_id, session_id, slot_id, service_date, period, "
-                        "department_id, status, cancel_reason, channel, idempotency_key, created_by_id, booked_at) "
-                        "VALUES (1, 1, %s, current_date, 'am', 1, 'booked', '', 'app', md5(random()::text), 1, now())",
+                        "department_id, status, cancel_reason, channel, idempotency_key, referral_ref, created_by_id, "
+                        "booked_at) VALUES (1, 1, %s, current_date, 'am', 1, 'booked', '', 'app', md5(random()::text), "
+                        "'', 1, now())",
                         row,
                     )
                 done[i] += 1
@@ -426,6 +434,8 @@ def db_rate(url: str, clients: int, seconds: int) -> tuple[float, str]:
         t.start()
     for t in threads:
         t.join()
+    if failures:
+        raise SystemExit(f"the raw transaction failed: {failures[0]}")
     return sum(done) / (time.perf_counter() - t0), f"psycopg loop x{clients} for {seconds}s"
 
 
