@@ -38,6 +38,11 @@ Figure = Literal[
     "sim_missed",
     "sim_under_care",
     "sim_ltfu",
+    "cohort_registered",
+    "cohort_controlled",
+    "cohort_uncontrolled",
+    "cohort_no_reading",
+    "cohort_missed",
 ]
 
 
@@ -58,10 +63,34 @@ class TrendParams(MonthParams):
     months: int = Field(12, ge=1, le=24)
 
 
+class CohortParams(Schema):
+    org_id: int | None = Field(None, ge=1)
+    quarter: str | None = Field(
+        None, max_length=7, description="登记季度 YYYY-Qn（默认：结果季度已结束的最近一季）"
+    )
+    disease: Disease = "htn"
+
+
+class CohortRead(Schema):
+    quarter: str
+    outcome_quarter: str
+    disease: str
+    cohort_registered: int
+    cohort_controlled: int
+    cohort_uncontrolled: int
+    cohort_no_reading: int
+    cohort_missed: int
+    controlled_rate: Decimal | None
+    uncontrolled_rate: Decimal | None
+    no_reading_rate: Decimal | None
+    missed_rate: Decimal | None
+
+
 class DrillParams(PeriodParams):
     figure: Figure = "managed"
     disease: Disease = "htn"
     month: str | None = Field(None, max_length=7, description="Simple/HEARTS 指标的报告月份 YYYY-MM")
+    quarter: str | None = Field(None, max_length=7, description="季度队列指标的登记季度 YYYY-Qn")
     page: int = Field(1, ge=1, le=100_000)
     page_size: int = Field(ind.PAGE_SIZE, ge=1, le=200)
 
@@ -208,13 +237,33 @@ def indicator_trend(request, params: Query[TrendParams]):
     return ind.sim_trend(org, month, params.disease, params.months, today=timezone.localdate())
 
 
+@router.get("/indicators/cohort", response=CohortRead, summary="季度登记队列（Simple/HEARTS SIM-7）")
+@requires(policy.CHRONIC_REPORT)
+def indicator_cohort(request, params: Query[CohortParams]):
+    """SIM-7: of the patients registered in a quarter, the shares controlled / uncontrolled /
+    visited without a reading / missed in the following quarter."""
+    quarter = ind.quarter_from(params.quarter, today=timezone.localdate())
+    org = ind.report_org(request.actor, params.org_id)
+    return ind.quarterly_cohort(org, quarter, params.disease)
+
+
 @router.get("/indicators/registries", response=DrillRead, summary="指标患者清单（下钻）")
 @requires(policy.CHRONIC_REPORT)
 def indicator_registries(request, params: Query[DrillParams]):
     """The registries behind a figure (numerator or denominator), paginated, names masked; audited."""
     org = ind.report_org(request.actor, params.org_id)
     today = timezone.localdate()
-    if params.figure.startswith("sim_"):
+    if params.figure.startswith("cohort_"):
+        page = ind.drill_down(
+            request.actor,
+            org,
+            figure=params.figure,
+            disease=params.disease,
+            month=ind.quarter_from(params.quarter, today=today),
+            page=params.page,
+            page_size=params.page_size,
+        )
+    elif params.figure.startswith("sim_"):
         page = ind.drill_down(
             request.actor,
             org,

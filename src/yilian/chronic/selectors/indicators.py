@@ -612,13 +612,100 @@ def sim_trend(
 
 
 # --------------------------------------------------------------------------------------------
+# SIM-7 quarterly registration cohort
+
+
+def quarter_from(value: Any = None, *, today: date | None = None) -> date:
+    """A registration quarter (SIM-7) as its first day, from ``YYYY-Qn``; by default the latest
+    quarter whose following quarter has ended (its outcome is final)."""
+    today = today or date.today()
+    current = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    if value in (None, ""):
+        return _add_months(current, -6)
+    text = str(value).strip().upper().replace("-", "")
+    try:
+        year, q = text.split("Q")
+        first = date(int(year), 3 * (int(q) - 1) + 1, 1)
+        if not 1 <= int(q) <= 4:
+            raise ValueError
+    except ValueError:
+        raise InvalidPeriod(_("季度格式应为 YYYY-Qn，例如 2026-Q2。"), field="quarter") from None
+    if first.year < 2000 or first > current:
+        raise InvalidPeriod(_("季度超出可统计范围。"), field="quarter")
+    return first
+
+
+def cohort_queryset(org: Organisation, quarter: date, disease: str = "htn") -> QuerySet:
+    """SIM-7: the registries of the subtree registered in ``quarter`` (deaths by the end of the
+    next quarter excluded), annotated with their outcome in the *next* quarter: whether they had a
+    visit there (any follow-up, as SIM-3) and whether the latest reading there (BP for HTN, FPG for
+    T2DM) was controlled (<140/90; FPG <7.0 mmol/L, SIM-9)."""
+    q_end = _add_months(quarter, 3) - timedelta(days=1)
+    n_start, n_end = _add_months(quarter, 3), _add_months(quarter, 6) - timedelta(days=1)
+    visits = FollowUp.objects.filter(
+        registry=OuterRef("pk"), visit_on__gte=n_start, visit_on__lte=n_end
+    ).order_by()
+    if disease == "htn":
+        reading = visits.filter(sbp__isnull=False, dbp__isnull=False)
+        ok = Case(When(Q(sbp__lt=140) & Q(dbp__lt=90), then=Value(True)), default=Value(False))
+    else:
+        reading = visits.filter(fpg_mmol__isnull=False)
+        ok = Case(When(fpg_mmol__lt=Decimal("7.0"), then=Value(True)), default=Value(False))
+    latest_ok = reading.annotate(ok=ok).order_by("-visit_on", "-id").values("ok")[:1]
+    return (
+        Registry.objects.filter(
+            managing_org__path__startswith=org.path,
+            disease=disease,
+            registered_on__gte=quarter,
+            registered_on__lte=q_end,
+        )
+        .exclude(close_reason=Registry.CloseReason.DEATH, closed_on__lte=n_end)
+        .annotate(
+            visited_next=Exists(visits),
+            reading_ok=Subquery(latest_ok, output_field=BooleanField()),
+        )
+    )
+
+
+COHORT_FIGURES: dict[str, Q] = {
+    "cohort_registered": Q(),
+    "cohort_controlled": Q(visited_next=True, reading_ok=True),
+    "cohort_uncontrolled": Q(visited_next=True, reading_ok=False),
+    "cohort_no_reading": Q(visited_next=True, reading_ok__isnull=True),
+    "cohort_missed": Q(visited_next=False),
+}
+
+
+def quarterly_cohort(org: Organisation, quarter: date, disease: str = "htn") -> dict:
+    """SIM-7 quarterly cohort report: of the patients registered in the quarter, the shares
+    controlled / uncontrolled / visited without a reading / missed in the following quarter.
+    One query; the cohort is one quarter's registrations."""
+    qs = cohort_queryset(org, quarter, disease)
+    counts = qs.aggregate(**{name: Count("pk", filter=q) for name, q in COHORT_FIGURES.items()})
+    counts = {name: int(value or 0) for name, value in counts.items()}
+    den = counts["cohort_registered"]
+    label = f"{quarter.year}-Q{(quarter.month - 1) // 3 + 1}"
+    n = _add_months(quarter, 3)
+    return {
+        "quarter": label,
+        "outcome_quarter": f"{n.year}-Q{(n.month - 1) // 3 + 1}",
+        "disease": disease,
+        **counts,
+        "controlled_rate": rules.percent(counts["cohort_controlled"], den),
+        "uncontrolled_rate": rules.percent(counts["cohort_uncontrolled"], den),
+        "no_reading_rate": rules.percent(counts["cohort_no_reading"], den),
+        "missed_rate": rules.percent(counts["cohort_missed"], den),
+    }
+
+
+# --------------------------------------------------------------------------------------------
 # Drill-down (every figure → its registries)
 
 
 def figure_queryset(
     org: Organisation, *, figure: str, disease: str, period: Period | None = None, month: date | None = None
 ) -> QuerySet:
-    """The registries counted by ``figure`` (a key of NATIONAL_FIGURES or SIM_FIGURES)."""
+    """The registries counted by ``figure`` (a key of NATIONAL_FIGURES, SIM_FIGURES or COHORT_FIGURES)."""
     if disease not in DISEASES:
         raise UnknownFigure(_("病种只能是高血压或2型糖尿病。"), field="disease")
     if figure in NATIONAL_FIGURES:
@@ -629,6 +716,10 @@ def figure_queryset(
         if month is None:
             raise UnknownFigure()
         return sim_queryset(org, month, disease).filter(SIM_FIGURES[figure])
+    if figure in COHORT_FIGURES:  # ``month`` is the first month of the registration quarter
+        if month is None:
+            raise UnknownFigure()
+        return cohort_queryset(org, month, disease).filter(COHORT_FIGURES[figure])
     raise UnknownFigure(field="figure")
 
 
@@ -732,6 +823,11 @@ FIGURE_LABELS = {
     "sim_missed": _("近3个月未随访"),
     "sim_under_care": _("在管（12个月内有随访）"),
     "sim_ltfu": _("失访（12个月以上无随访）"),
+    "cohort_registered": _("季度登记队列"),
+    "cohort_controlled": _("队列：下一季度控制"),
+    "cohort_uncontrolled": _("队列：下一季度未控制"),
+    "cohort_no_reading": _("队列：下一季度随访但未测量"),
+    "cohort_missed": _("队列：下一季度未随访"),
 }
 
 

@@ -153,7 +153,20 @@ def simple_panel(request):
         k: f"{list_url}?{_query(org=org.pk, figure=k, disease=disease, month=month.strftime('%Y-%m'))}"
         for k in ind.SIM_FIGURES
     }
-    context = {"org": org, "month": month, "sim": sim, "sim_links": sim_links}
+    quarter = ind.quarter_from(today=today)
+    cohort = ind.quarterly_cohort(org, quarter, disease)
+    cohort_links = {
+        k: f"{list_url}?{_query(org=org.pk, figure=k, disease=disease, quarter=cohort['quarter'])}"
+        for k in ind.COHORT_FIGURES
+    }
+    context = {
+        "org": org,
+        "month": month,
+        "sim": sim,
+        "sim_links": sim_links,
+        "cohort": cohort,
+        "cohort_links": cohort_links,
+    }
     return render(request, "chronic/indicators/_simple.html", context)
 
 
@@ -173,7 +186,14 @@ def figure_list(request):
     page_no = request.GET.get("page", "1")
     page_no = int(page_no) if page_no.isdigit() and len(page_no) < 7 else 1
     args = _period_args(request)
-    if figure.startswith("sim_"):
+    if figure.startswith("cohort_"):  # SIM-7: the registration quarter
+        quarter = ind.quarter_from(request.GET.get("quarter") or None, today=today)
+        period = None
+        page = ind.drill_down(actor, org, figure=figure, disease=disease, month=quarter, page=page_no)
+        label = f"{quarter.year}-Q{(quarter.month - 1) // 3 + 1}"
+        scope_label = label
+        keep = {"org": org.pk, "figure": figure, "disease": disease, "quarter": label}
+    elif figure.startswith("sim_"):
         month = ind.month_from(request.GET.get("month") or None, today=today)
         period = None
         page = ind.drill_down(actor, org, figure=figure, disease=disease, month=month, page=page_no)
@@ -195,7 +215,9 @@ def figure_list(request):
         "period": period,
         "prev_query": _query(**keep, page=page["page"] - 1) if page["page"] > 1 else "",
         "next_query": _query(**keep, page=page["page"] + 1) if page["page"] < page["pages"] else "",
-        "back_query": _query(org=org.pk, **args) if period else _query(org=org.pk, month=keep["month"]),
+        "back_query": _query(org=org.pk, **args)
+        if period
+        else _query(org=org.pk, month=keep.get("month", "")),
         "export_query": _query(**keep) if period else "",
         "classification_labels": {
             "satisfied": _("控制满意"),
