@@ -71,3 +71,19 @@ def test_repeated_limit_hits_flag_the_account_for_review_once_without_blocking(b
         action="scheduling.automation_suspected", actor_id=booker.account.user.pk
     )
     assert flags.count() == 1
+
+
+def test_desk_staff_booking_for_many_patients_are_not_limited_per_account(
+    community, settings, staff_of, login
+):
+    settings.BOOKING_PER_ACCOUNT_MINUTE = 1
+    c = login(staff_of("service_operator"))
+    codes = [
+        c.post(
+            f"{URL}/appointments",
+            json.dumps({"patient_id": 999_999, "session_id": 999_999}),
+            content_type="application/json",
+        ).status_code
+        for _ in range(3)
+    ]
+    assert 429 not in codes

@@ -1,6 +1,6 @@
 """Anti-automation limits for booking and availability calls (access.md B-18).
 
-Per account and per client address, in fixed one-minute windows (``common.throttle``). An account
+Per patient account and per client address, in fixed one-minute windows (``common.throttle``). An account
 that hits its limit ``AUTOMATION_FLAG_AFTER`` times within an hour is flagged for review with an
 audit entry (``scheduling.automation_suspected``); B-18 says flagging never blocks by itself.
 """
@@ -30,7 +30,9 @@ def check_rate(*, actor: Actor, ip: str | None, kind: str) -> None:
     """Count one ``kind`` call; raise ``BookingRateLimited`` (429, with ``retry_after``) over a limit."""
     per_account, per_ip = _limits(kind)
     checks: list[tuple[str, int, str]] = []
-    if actor.is_authenticated and actor.user_id is not None:
+    # Per account: patient accounts only. A call-centre operator or a desk books for many patients
+    # a minute on purpose; staff and systems are identified, scoped and audited instead.
+    if actor.kind == "patient" and actor.user_id is not None:
         checks.append((f"{kind}:account:{actor.user_id}", per_account, "account"))
     if ip:
         checks.append((f"{kind}:ip:{ip}", per_ip, "ip"))
