@@ -153,6 +153,7 @@ def test_an_urgent_reading_shows_the_urgent_referral_to_the_township(community, 
     assert (referral.kind, referral.to_org_id) == ("urgent", community.township.pk)
     due = referral.tracking_due_on
     assert f"紧急转诊：已转至{community.township.name}，请于{due.month}月{due.day}日前跟踪" in result
+    assert "危急情况：收缩压≥180 mmHg、舒张压≥110 mmHg" in result  # which R3.1 signs fired
 
 
 @pytest.mark.parametrize(

@@ -361,6 +361,28 @@ def follow_up(request, patient_id: int):
     return redirect(target, permanent=False)
 
 
+# The R3.x danger signs stored on a follow-up (``FollowUp.urgent_signs``), in words for the result.
+URGENT_SIGN_LABELS = {
+    "sbp>=180": _("收缩压≥180 mmHg"),
+    "dbp>=110": _("舒张压≥110 mmHg"),
+    "glucose>=16.7": _("血糖≥16.7 mmol/L"),
+    "glucose<=3.9": _("血糖≤3.9 mmol/L"),
+    "heart_rate>100": _("心率>100次/分"),
+    "temperature>39.0": _("体温>39.0 ℃"),
+    "pregnant_bp>=140/90": _("妊娠或哺乳期血压≥140/90 mmHg"),
+    "pregnant_fpg>=threshold": _("妊娠或哺乳期空腹血糖升高"),
+    "unmanageable_other_disease": _("存在不能处理的其他疾病"),
+}
+
+
+def urgent_sign_label(sign: str) -> str:
+    """A danger sign in words: a reading threshold, or the symptom's label (rules.SYMPTOM_LABELS)."""
+    if sign.startswith("symptom:"):
+        code = sign.removeprefix("symptom:")
+        return str(rules.SYMPTOM_LABELS.get(code, code))
+    return str(URGENT_SIGN_LABELS.get(sign, sign))
+
+
 @never_cache
 @require_GET
 @requires(policy.CHRONIC_MANAGE)
@@ -369,6 +391,8 @@ def follow_up_done(request, patient_id: int, visit_key: uuid.UUID):
     outcome = selectors.follow_up_outcome(request.actor, patient_id, visit_key)
     referrals = outcome.referrals
     first = outcome.follow_ups[0]
+    for fu in outcome.follow_ups:
+        fu.urgent_sign_labels = [urgent_sign_label(sign) for sign in (fu.urgent_signs or [])]
     return render(
         request,
         "chronic/worklists/followup_done.html",
