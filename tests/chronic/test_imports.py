@@ -11,7 +11,7 @@ from openpyxl import Workbook, load_workbook
 
 from tests import factories as f
 from tests.chronic.factories import make_registry
-from yilian.chronic.models import FollowUp, ImportBatch, Registry
+from yilian.chronic.models import FollowUp, ImportBatch, Registry, RegistryYear
 from yilian.chronic.services import imports as import_services
 from yilian.common import policy
 from yilian.common.models import AuditEvent
@@ -231,6 +231,9 @@ def test_follow_ups_are_evaluated_in_date_order_so_two_unsatisfied_refer(
     assert "two_consecutive_unsatisfied" in visits[date(2025, 3, 15)].referral_reasons
     registry = Registry.objects.get(patient=patient)
     assert registry.last_follow_up_on == date(2025, 3, 15)
+    # The year roll-up (IND-1..IND-4) is refreshed once per registry and year, after the rows.
+    year = RegistryYear.objects.get(registry=registry, year=2025)
+    assert (year.ff_dates, year.last_bp_on, year.last_bp_at_target) == (3, date(2025, 3, 15), False)
 
 
 def test_bad_follow_up_readings_dates_and_enrolment_are_each_reported(

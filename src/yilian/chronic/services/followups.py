@@ -317,9 +317,14 @@ def record_follow_up(
     diseases: list[str] | None = None,
     client_uuid: uuid.UUID | None = None,
     today: date | None = None,
+    refresh_rollup: bool = True,
 ) -> list[FollowUp]:
     """Record one visit for the patient's active registries (or those in ``diseases``), each
     evaluated by ``rules.evaluate_visit`` (R3–R5); see the module docstring for the decisions.
+
+    ``refresh_rollup=False`` is for a caller that records many visits in its own transaction and
+    refreshes each (registry, year) roll-up once at the end (the bulk import); everyone else keeps
+    the default, so the roll-up never lags the follow-ups.
 
     Refuses with the errors of ``chronic.errors``: READING_OUT_OF_RANGE (naming the field and its
     range), DIASTOLIC_NOT_BELOW_SYSTOLIC, GLUCOSE_UNIT_SUSPECT, DATE_IN_FUTURE,
@@ -469,7 +474,8 @@ def record_follow_up(
                         follow_up_id=follow_up.pk,
                     )
                 _refresh_plan(registry)
-                _refresh_rollup(registry, data.visit_on.year)
+                if refresh_rollup:
+                    _refresh_rollup(registry, data.visit_on.year)
                 audit.record(
                     actor,
                     "chronic.follow_up.record",

@@ -1131,9 +1131,11 @@ def _write_follow_ups(actor: Actor, rows: list[FollowUpRow], today: date) -> int
     the per-visit retry key would only cost a look-up per row.
     """
     from yilian.chronic.services import followups as follow_up_services
+    from yilian.chronic.services import rollup
 
     accepted = {f.name for f in dataclasses.fields(follow_up_services.FollowUpData)}
     count = 0
+    touched: dict[tuple[int, int], Registry] = {}  # (registry, year) roll-ups to refresh once, at the end
     for r in sorted(rows, key=lambda r: (r.patient_id, r.values["visit_on"], r.row)):
         data = {k: v for k, v in r.values.items() if k in accepted}
         data.setdefault("medications", [])
@@ -1146,10 +1148,15 @@ def _write_follow_ups(actor: Actor, rows: list[FollowUpRow], today: date) -> int
                 data=follow_up_services.FollowUpData(**data),
                 diseases=r.diseases,
                 today=today,
+                refresh_rollup=False,
             )
         except DomainError as exc:
             raise _RowFailed(_service_error(r.row, exc)) from exc
         count += len(made)
+        for follow_up in made:
+            touched[(follow_up.registry_id, follow_up.visit_on.year)] = follow_up.registry
+    for (_registry_id, year), registry in touched.items():
+        rollup.refresh_registry_year(registry=registry, year=year)
     return count
 
 
