@@ -384,3 +384,47 @@ def test_cancelled_sign_in_can_sign_in_again(clinic):
     services.cancel_sign_in(actor=clinic.nurse_actor, entry_id=first.pk, at=at(8, 5))
     again = clinic.sign_in(appointment, at(8, 20))
     assert again.created and again.entry.pk != first.pk and again.entry.state == rules.WAITING
+
+
+# --- Q-11 pre-call when someone new becomes first in line -----------------------------------------
+
+
+def _precalls(clinic) -> list[QueueEvent]:
+    return list(QueueEvent.objects.filter(queue=queue_of(clinic), kind=QueueEvent.Kind.PRECALLED))
+
+
+def test_a_priority_arrival_who_becomes_first_is_pre_called_at_once(clinic):
+    signed_in(clinic, 3)
+    call(clinic)  # a is with the doctor; b is first in line (pre-called by the call itself)
+    _booker, appointment = clinic.book(name="欧阳娜娜", birth=date(1940, 1, 1))  # aged: priority lane
+    elderly = clinic.sign_in(appointment, at(9, 5)).entry
+    assert order_seqs(clinic)[0] == elderly.seq
+    [event] = _precalls(clinic)
+    assert event.entry_id == elderly.pk and event.text == f"请{elderly.seq}号欧阳娜娜准备"
+    board = selectors.board(queue_of(clinic))
+    assert board["last_call"]["precall"] == event.text and board["last_call"]["text"] == ""
+    assert board["last_call"]["screen_text"] == f"请{elderly.seq}号欧**娜准备"  # masked on screen
+
+
+def test_a_priority_set_at_the_desk_pre_calls_the_new_head(clinic):
+    _a, _b, c = signed_in(clinic, 3)
+    call(clinic)
+    services.set_priority(
+        actor=clinic.nurse_actor,
+        entry_id=c.pk,
+        evidence=rules.EVIDENCE_PREGNANCY,
+        certificate="孕检卡",
+        at=at(9, 6),
+    )
+    [event] = _precalls(clinic)
+    assert event.entry_id == c.pk
+
+
+def test_no_pre_call_when_the_head_does_not_change_or_nobody_is_with_the_doctor(clinic):
+    signed_in(clinic, 2)
+    _booker, appointment = clinic.book(name="欧阳娜娜", birth=date(1940, 1, 1))
+    clinic.sign_in(appointment, at(8, 10))  # first in line, but the clinic has not started calling
+    assert _precalls(clinic) == []
+    call(clinic)
+    signed_in(clinic, 1, when=at(9, 10))  # joins at the back: the head stays the same
+    assert _precalls(clinic) == []

@@ -204,6 +204,7 @@ class QueueEvent(models.Model):
         SIGNED_IN = "signed_in", _("签到")
         SIGN_IN_CANCELLED = "sign_in_cancel", _("取消签到")
         CALLED = "called", _("呼叫")
+        PRECALLED = "precalled", _("预呼（请准备）")
         RECALLED = "recalled", _("复呼")
         MISSED = "missed", _("过号")
         RESIGNED_IN = "resigned_in", _("过号重新签到")

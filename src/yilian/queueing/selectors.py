@@ -17,7 +17,7 @@ from yilian.common.policy import Actor
 from yilian.queueing import rules, services
 from yilian.queueing.models import Display, Queue, QueueEntry, QueueEvent
 
-SPOKEN = (QueueEvent.Kind.CALLED, QueueEvent.Kind.RECALLED)
+SPOKEN = (QueueEvent.Kind.CALLED, QueueEvent.Kind.RECALLED, QueueEvent.Kind.PRECALLED)
 
 
 def queues_visible_to(actor: Actor, day: date | None = None) -> QuerySet[Queue]:
@@ -133,11 +133,20 @@ def board(queue: Queue, *, next_count: int | None = None) -> dict[str, Any]:
             {
                 "event_id": last.pk,
                 "queue_id": queue.pk,
-                "text": last.text,
-                "screen_text": rules.call_text(
-                    last.entry.seq, rules.mask_name(last.entry.patient.name), room
+                # A pre-call is spoken as the pre-call only; the screen shows it masked.
+                "text": "" if last.kind == QueueEvent.Kind.PRECALLED else last.text,
+                "screen_text": (
+                    rules.precall_text(last.entry.seq, rules.mask_name(last.entry.patient.name))
+                    if last.kind == QueueEvent.Kind.PRECALLED
+                    else rules.call_text(last.entry.seq, rules.mask_name(last.entry.patient.name), room)
                 ),
-                "precall": last.detail.get("precall", "") if last.kind == QueueEvent.Kind.CALLED else "",
+                "precall": (
+                    last.text
+                    if last.kind == QueueEvent.Kind.PRECALLED
+                    else last.detail.get("precall", "")
+                    if last.kind == QueueEvent.Kind.CALLED
+                    else ""
+                ),
                 "repeat": params.call_repeat,
                 "at": last.at.isoformat(),
             }

@@ -175,6 +175,33 @@ def _event(
     )
 
 
+def head_before_change(queue: Queue) -> int | None:
+    """The first ticket of the predicted order, read before a change that may move someone ahead
+    (only while a patient is with the doctor: before the clinic starts nobody is pre-called)."""
+    if not queue.current_id:
+        return None
+    order = predicted_order(queue)
+    return order[0].pk if order else None
+
+
+def precall_new_head(queue: Queue, before: int | None, actor: Actor, at: datetime) -> None:
+    """Q-11 pre-call: when a change (a priority arrival, a return with results, a re-sign-in after a
+    missed call) makes another patient first in the predicted order while someone is with the
+    doctor, the screens announce ``请{seq}号{name}准备`` to that patient at once, rather than only
+    at the next call (a call announces its own pre-call, ``call_next``)."""
+    if before is None:
+        return
+    current = QueueEntry.objects.filter(pk=queue.current_id).values_list("state", flat=True).first()
+    if current not in rules.WITH_DOCTOR:
+        return
+    order = predicted_order(queue)
+    if not order or order[0].pk == before:
+        return
+    head = order[0]
+    text = rules.precall_text(head.seq, head.patient.name, privacy=parameters(queue).voice_privacy)
+    _event(queue, head, QueueEvent.Kind.PRECALLED, actor, at, text=text)
+
+
 def _target(entry: QueueEntry) -> audit.Target:
     return audit.Target("queueing.QueueEntry", entry.pk, entry.patient_id)
 

@@ -26,8 +26,10 @@ from yilian.queueing.services.base import (
     _lock_entry,
     _queue_for_session,
     _target,
+    head_before_change,
     may_view_queue,
     parameters,
+    precall_new_head,
     ticket_for,
 )
 from yilian.scheduling import rules as scheduling_rules
@@ -161,6 +163,7 @@ def _check_in(
     )
     patient = appointment.patient
     elderly = rules.age_priority(patient.birth_date, session.service_date)
+    head = head_before_change(queue)
     entry = QueueEntry.objects.create(
         queue=queue,
         appointment=appointment,
@@ -181,6 +184,7 @@ def _check_in(
     _event(queue, entry, QueueEvent.Kind.SIGNED_IN, actor, at, detail={"late": late, "walk_in": walk_in})
     if elderly:
         _event(queue, entry, QueueEvent.Kind.PRIORITY_SET, actor, at, detail={"evidence": rules.EVIDENCE_AGE})
+    precall_new_head(queue, head, actor, at)
     audit.record(
         actor,
         "queue.sign_in",
@@ -226,6 +230,7 @@ def set_priority(
         raise errors.TicketStateConflict(
             _("只有正在候诊的初诊患者可以设置优先；回诊和过号患者按各自规则排队。")
         )
+    head = head_before_change(queue)
     entry.lane = rules.PRIORITY
     entry.priority_level = rules.priority_level(evidence)
     entry.priority_evidence = evidence
@@ -241,6 +246,7 @@ def set_priority(
         ]
     )
     _event(queue, entry, QueueEvent.Kind.PRIORITY_SET, actor, at, detail={"evidence": evidence})
+    precall_new_head(queue, head, actor, at)
     audit.record(
         actor, "queue.priority_set", target=_target(entry), detail={"evidence": evidence, "rule": "Q-3"}
     )
@@ -270,6 +276,7 @@ def re_sign_in(*, actor: Actor, entry_id: int, at: datetime | None = None) -> Ti
         wait_for = sorted(
             QueueEntry.objects.filter(queue=queue, state=rules.WAITING).values_list("id", flat=True)
         )
+    head = head_before_change(queue)
     entry.state = rules.WAITING
     entry.lane = rules.RECALL
     entry.calls_at_sign_in = queue.calls
@@ -284,6 +291,7 @@ def re_sign_in(*, actor: Actor, entry_id: int, at: datetime | None = None) -> Ti
         lane=rules.RECALL,
         detail={"misses": entry.misses},
     )
+    precall_new_head(queue, head, actor, at)
     audit.record(
         actor, "queue.re_sign_in", target=_target(entry), detail={"misses": entry.misses, "rule": "Q-8"}
     )
@@ -325,6 +333,7 @@ def return_with_results(*, actor: Actor, entry_id: int, at: datetime | None = No
     if not rules.return_window_open(entry.visit_date, timezone.localdate(at), parameters(queue)):
         raise errors.ReturnWindowExpired()
     if queue.session.ends_at > at and queue.session.service_date == timezone.localdate(at):
+        head = head_before_change(queue)
         entry.state = rules.WAITING
         entry.lane = rules.RETURN
         entry.calls_at_sign_in = queue.calls
@@ -332,6 +341,7 @@ def return_with_results(*, actor: Actor, entry_id: int, at: datetime | None = No
         entry.wait_for = []
         entry.save(update_fields=["state", "lane", "calls_at_sign_in", "signed_in_at", "wait_for"])
         _event(queue, entry, QueueEvent.Kind.RETURNED, actor, at, lane=rules.RETURN)
+        precall_new_head(queue, head, actor, at)
         audit.record(actor, "queue.return", target=_target(entry), detail={"rule": "Q-5"})
         return ticket_for(entry)
     target = _return_queue(entry, at)
