@@ -243,3 +243,13 @@ def test_tracking_before_the_referral_or_in_the_future_is_refused(login, htn, vi
         f"/api/v1/chronic/referrals/{rid}/cancel", {"reason": "读数录入错误"}, content_type="application/json"
     )
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+
+def test_the_referral_list_masks_names_and_is_audited(login, htn, village_doctor):
+    client = login(village_doctor)
+    _post(client, _visit(htn, sbp=186, dbp=100))
+    r = client.get("/api/v1/chronic/referrals")
+    assert r.status_code == 200, r.content
+    [item] = r.json()["items"]
+    assert item["patient_name"] != htn.patient.name and "*" in item["patient_name"]
+    assert AuditEvent.objects.filter(action="chronic.referral.list", detail__rows=1).exists()

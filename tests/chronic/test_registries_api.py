@@ -116,6 +116,8 @@ def test_list_is_scoped_and_filterable(login, community, village_doctor, townshi
     r = login(village_doctor).get(URL, {"disease": "htn"})
     assert r.status_code == 200
     assert [i["id"] for i in r.json()["items"]] == [mine.pk]
+    assert r.json()["items"][0]["patient_name"] == "李*国"  # masked in lists (李建国)
+    assert AuditEvent.objects.filter(action="chronic.registry.list", detail__rows=1).exists()
     assert login(township_doctor).get(URL).json()["count"] == 2
     assert login(village_doctor).get(URL, {"disease": "flu"}).status_code == 422
     assert login(village_doctor).get(URL, {"limit": 0}).status_code == 422

@@ -16,7 +16,7 @@ from yilian.chronic.models import FollowUp, Referral
 from yilian.chronic.selectors import registries as selectors
 from yilian.chronic.services import followups as services
 from yilian.chronic.services import referrals as referral_services
-from yilian.common import policy
+from yilian.common import audit, masking, policy
 from yilian.common.access import requires
 
 router = Router(tags=["chronic"])
@@ -72,11 +72,12 @@ def follow_up_out(fu: FollowUp, referral_id: int | None, *, full: bool = False) 
     return body
 
 
-def referral_out(r: Referral) -> dict:
+def referral_out(r: Referral, *, masked: bool = False) -> dict:
+    """One referral; in lists (``masked``) the patient's name is masked (common.masking)."""
     return {
         "id": r.pk,
         "patient_id": r.patient_id,
-        "patient_name": r.patient.name,
+        "patient_name": masking.mask_name(r.patient.name) if masked else r.patient.name,
         "disease": r.disease,
         "registry_id": r.registry_id,
         "follow_up_id": r.follow_up_id,
@@ -146,7 +147,13 @@ def list_referrals(request, params: Query[schemas.ReferralListParams]):
     rows = qs.select_related("patient", "from_org", "to_org").order_by("status", "tracking_due_on", "pk")[
         params.offset : params.offset + params.limit
     ]
-    return {"count": total, "items": [referral_out(r) for r in rows]}
+    items = [referral_out(r, masked=True) for r in rows]
+    audit.record(
+        request.actor,
+        "chronic.referral.list",
+        detail={"status": params.status or "", "rows": len(items), "total": total},
+    )
+    return {"count": total, "items": items}
 
 
 def _referral(referral_id: int) -> Referral:

@@ -15,18 +15,19 @@ from yilian.chronic import schemas
 from yilian.chronic.models import Registry
 from yilian.chronic.selectors import registries as selectors
 from yilian.chronic.services import registries as services
-from yilian.common import policy
+from yilian.common import audit, masking, policy
 from yilian.common.access import requires
 
 router = Router(tags=["chronic"])
 
 
-def registry_out(r: Registry) -> dict:
+def registry_out(r: Registry, *, masked: bool = False) -> dict:
+    """One registry; in lists (``masked``) the patient's name is masked (common.masking)."""
     doctor = r.responsible_doctor
     return {
         "id": r.pk,
         "patient_id": r.patient_id,
-        "patient_name": r.patient.name,
+        "patient_name": masking.mask_name(r.patient.name) if masked else r.patient.name,
         "disease": r.disease,
         "disease_label": str(r.get_disease_display()),
         "status": r.status,
@@ -60,7 +61,11 @@ def enrol(request, payload: schemas.RegistryCreate):
     return Status(201, registry_out(_fresh(registry.pk)))
 
 
-@router.get("/registries", response=schemas.RegistryList, summary="专病档案列表（本人负责的机构范围）")
+@router.get(
+    "/registries",
+    response=schemas.RegistryList,
+    summary="专病档案列表（本人负责的机构范围，姓名脱敏，查阅留痕）",
+)
 @requires(policy.CHRONIC_MANAGE)
 def list_registries(request, params: Query[schemas.RegistryListParams]):
     qs = selectors.registries_visible_to(request.actor)
@@ -74,7 +79,19 @@ def list_registries(request, params: Query[schemas.RegistryListParams]):
     rows = qs.select_related("patient", "managing_org", "responsible_doctor").order_by(
         "-registered_on", "-pk"
     )[params.offset : params.offset + params.limit]
-    return {"count": total, "items": [registry_out(r) for r in rows]}
+    items = [registry_out(r, masked=True) for r in rows]
+    audit.record(
+        request.actor,
+        "chronic.registry.list",
+        detail={
+            "disease": params.disease or "",
+            "status": params.status or "",
+            "patient": params.patient_id,
+            "rows": len(items),
+            "total": total,
+        },
+    )
+    return {"count": total, "items": items}
 
 
 @router.get("/registries/{int:registry_id}", response=schemas.RegistryRead, summary="专病档案（查阅留痕）")
