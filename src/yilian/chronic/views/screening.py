@@ -47,6 +47,13 @@ def _page_number(request) -> int:
         return 1
 
 
+def _reading(label) -> forms.DecimalField:
+    """An optional one-decimal reading (glucose, height, weight, waist) with a numeric keypad."""
+    return forms.DecimalField(
+        label=label, required=False, max_digits=5, decimal_places=1, widget=forms.TextInput(attrs=DECIMAL)
+    )
+
+
 class ScreeningForm(forms.Form):
     """Types and lengths here; plausibility (ranges, units, dates) in the service and rules."""
 
@@ -58,41 +65,11 @@ class ScreeningForm(forms.Form):
     dbp = forms.IntegerField(
         label=_("舒张压（低压）mmHg"), required=False, widget=forms.NumberInput(attrs=NUMERIC)
     )
-    fpg_mmol = forms.DecimalField(
-        label=_("空腹血糖 mmol/L"),
-        required=False,
-        max_digits=5,
-        decimal_places=1,
-        widget=forms.TextInput(attrs=DECIMAL),
-    )
-    glucose_any_mmol = forms.DecimalField(
-        label=_("随机血糖 mmol/L"),
-        required=False,
-        max_digits=5,
-        decimal_places=1,
-        widget=forms.TextInput(attrs=DECIMAL),
-    )
-    height_cm = forms.DecimalField(
-        label=_("身高 cm"),
-        required=False,
-        max_digits=5,
-        decimal_places=1,
-        widget=forms.TextInput(attrs=DECIMAL),
-    )
-    weight_kg = forms.DecimalField(
-        label=_("体重 kg"),
-        required=False,
-        max_digits=5,
-        decimal_places=1,
-        widget=forms.TextInput(attrs=DECIMAL),
-    )
-    waist_cm = forms.DecimalField(
-        label=_("腰围 cm"),
-        required=False,
-        max_digits=5,
-        decimal_places=1,
-        widget=forms.TextInput(attrs=DECIMAL),
-    )
+    fpg_mmol = _reading(_("空腹血糖 mmol/L"))
+    glucose_any_mmol = _reading(_("随机血糖 mmol/L"))
+    height_cm = _reading(_("身高 cm"))
+    weight_kg = _reading(_("体重 kg"))
+    waist_cm = _reading(_("腰围 cm"))
     ecg_abnormal = forms.NullBooleanField(
         label=_("心电图"),
         required=False,
