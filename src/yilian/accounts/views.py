@@ -26,6 +26,7 @@ from yilian.accounts.models import User
 from yilian.common import masking, policy
 from yilian.common.access import PUBLIC, STAFF, requires
 from yilian.common.errors import DomainError, InvalidInput
+from yilian.common.htmx import is_htmx
 from yilian.common.middleware import client_ip
 from yilian.community import selectors as community_selectors
 
@@ -71,12 +72,8 @@ def _safe_next(request) -> str:
     return ""
 
 
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def _hx_redirect(request, to: str):
-    if _is_htmx(request):
+    if is_htmx(request):
         response = HttpResponse(status=204)
         response["HX-Redirect"] = to
         return response
@@ -161,7 +158,7 @@ def _code_context(phone: str) -> dict:
 
 def _patient_page(request, step: str, context: dict, status: int = 200):
     template = (
-        f"accounts/patient_login.html#step-{step}" if _is_htmx(request) else "accounts/patient_login.html"
+        f"accounts/patient_login.html#step-{step}" if is_htmx(request) else "accounts/patient_login.html"
     )
     # ``next`` (a page the patient was sent to sign in from, e.g. an SMS link) rides along both steps.
     return render(request, template, {"step": step, "next": _safe_next(request), **context}, status=status)
@@ -260,7 +257,7 @@ def security_key_create(request):
     else:
         context = _security_context(request, new_key=key, new_key_secret=full)
         status = 200
-    template = "accounts/security.html#keys" if _is_htmx(request) else "accounts/security.html"
+    template = "accounts/security.html#keys" if is_htmx(request) else "accounts/security.html"
     return render(request, template, context, status=status)
 
 
@@ -268,7 +265,7 @@ def security_key_create(request):
 @requires(policy.SECURITY_MANAGE)
 def security_key_revoke(request, key_id: int):
     key = account_services.revoke_api_key(actor=request.actor, key_id=key_id)
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, "accounts/security.html#key-row", {"key": key})
     messages.success(request, _("密钥 %(prefix)s 已吊销。") % {"prefix": key.prefix})
     return redirect("accounts:security")
@@ -278,7 +275,7 @@ def security_key_revoke(request, key_id: int):
 @requires(policy.SECURITY_MANAGE)
 def security_unlock(request, user_id: int):
     user = account_services.unlock_user(actor=request.actor, user_id=user_id)
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, "accounts/security.html#unlocked-row", {"locked": user})
     messages.success(request, _("账号 %(username)s 已解锁。") % {"username": user.username})
     return redirect("accounts:security")

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from yilian.common import labels, policy
 from yilian.common.access import requires
 from yilian.common.errors import DomainError
+from yilian.common.htmx import is_htmx
 from yilian.community import selectors, services
 from yilian.community.forms import (
     DepartmentForm,
@@ -39,10 +40,6 @@ KIND_CSS = {
 }
 
 
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def _capabilities(actor) -> dict:
     return {
         "can_manage_orgs": policy.allows(actor, policy.ORG_MANAGE),
@@ -58,7 +55,7 @@ def _attach_error(form, error: DomainError) -> None:
 
 def _done(request, message: str, url: str):
     messages.success(request, message)
-    if _is_htmx(request):
+    if is_htmx(request):
         response = HttpResponse(status=204)
         response["HX-Redirect"] = url
         return response
@@ -154,7 +151,7 @@ def _form_post(request, code: str, form_name: str, make_form, save, partial: str
         else:
             return _done(request, message, reverse("community:org-detail", args=[org.code]))
     context = _detail_context(request, org, **{form_name: form})
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, f"community/org_detail.html#{partial}", context)
     return render(request, "community/org_detail.html", context, status=422)
 
@@ -279,7 +276,7 @@ def staff_status(request, staff_id: int):
         done = _("%(name)s 已恢复在职。") if active else _("%(name)s 已标记为离职，不能再登录。")
         messages.success(request, done % {"name": member.name})
     url = reverse("community:org-detail", args=[member.organisation.code]) + "#staff"
-    if _is_htmx(request):
+    if is_htmx(request):
         response = HttpResponse(status=204)
         response["HX-Redirect"] = url
         return response

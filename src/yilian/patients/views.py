@@ -22,6 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from yilian.common import masking, policy
 from yilian.common.access import requires
 from yilian.common.errors import DomainError
+from yilian.common.htmx import is_htmx
 from yilian.community.models import Organisation
 from yilian.patients import selectors, services
 from yilian.patients.models import Patient
@@ -70,10 +71,6 @@ def _open(request, patient_id: int, purpose: str) -> Patient:
     if _presented(request, patient_id):
         return selectors.access_presented_patient(request.actor, patient_id, purpose=purpose)
     return selectors.access_patient(request.actor, patient_id, purpose=purpose)
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _orgs_in_scope(actor, permission: str):
@@ -133,7 +130,7 @@ def staff_home(request):
     q = request.GET.get("q", "")[:64]
     result = selectors.search_patients(request.actor, q) if q.strip() else None
     context = {"q": q, "result": result, "may_register": policy.allows(request.actor, policy.PATIENT_CREATE)}
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, "patients/staff/home.html#results", context)
     context["recent"] = selectors.recent_patients(request.actor)
     context["may_merge"] = policy.allows(request.actor, policy.PATIENT_MERGE)
@@ -204,7 +201,7 @@ def contact_add(request, patient_id: int):
                 form.add_error(exc.field, str(exc.message))
         else:
             messages.success(request, _("已添加联系人。"))
-            if _is_htmx(request):
+            if is_htmx(request):
                 response = HttpResponse(status=204)
                 response["HX-Redirect"] = reverse("patients:detail", args=[patient_id])
                 return response
@@ -345,7 +342,7 @@ def merge(request):
         status = 200
     if context["q"].strip():
         context["result"] = selectors.search_patients(request.actor, context["q"])
-    if _is_htmx(request) and request.method == "GET":
+    if is_htmx(request) and request.method == "GET":
         return render(request, "patients/staff/merge.html#candidates", context)
     return render(request, "patients/staff/merge.html", context, status=status)
 

@@ -27,14 +27,11 @@ from yilian.chronic.services import registries as services
 from yilian.common import policy
 from yilian.common.access import requires
 from yilian.common.errors import DomainError
+from yilian.common.htmx import is_htmx
 from yilian.community.models import Organisation, Staff
 
 MAX_ORG_CHOICES = 400
 MAX_DOCTOR_CHOICES = 200
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _orgs_for(actor, patient) -> list[Organisation]:
@@ -165,13 +162,13 @@ def enrol(request, patient_id: int):
         else:
             messages.success(request, _("已建档。"))
             target = reverse("chronic:patient-profile", args=[patient_id])
-            if _is_htmx(request):
+            if is_htmx(request):
                 response = HttpResponse(status=204)
                 response["HX-Redirect"] = target
                 return response
             return redirect(target)
     template = (
-        "chronic/registries/profile.html#enrol-form" if _is_htmx(request) else "chronic/registries/enrol.html"
+        "chronic/registries/profile.html#enrol-form" if is_htmx(request) else "chronic/registries/enrol.html"
     )
     return render(request, template, {"form": form, "error": error, "patient": profile.patient}, status=422)
 
@@ -195,7 +192,7 @@ def close(request, registry_id: int):
         else:
             messages.success(request, _("已结案。"))
             target = reverse("chronic:patient-profile", args=[registry.patient_id])
-            if _is_htmx(request):
+            if is_htmx(request):
                 response = HttpResponse(status=204)
                 response["HX-Redirect"] = target
                 return response
@@ -203,7 +200,7 @@ def close(request, registry_id: int):
     registry.close_form = form
     context = {"r": registry, "close_error": error, "patient": registry.patient}
     template = (
-        "chronic/registries/profile.html#close-form" if _is_htmx(request) else "chronic/registries/close.html"
+        "chronic/registries/profile.html#close-form" if is_htmx(request) else "chronic/registries/close.html"
     )
     return render(request, template, context, status=422)
 

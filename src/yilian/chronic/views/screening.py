@@ -29,15 +29,12 @@ from yilian.chronic.services import screening as services
 from yilian.common import policy
 from yilian.common.access import requires
 from yilian.common.errors import DomainError, InvalidInput
+from yilian.common.htmx import is_htmx
 from yilian.patients import selectors as patient_selectors
 
 NUMERIC = {"inputmode": "numeric", "pattern": "[0-9]*", "autocomplete": "off", "class": "big"}
 DECIMAL = {"inputmode": "decimal", "autocomplete": "off", "class": "big"}
 DATE = {"type": "date"}
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _page_number(request) -> int:
@@ -92,7 +89,7 @@ def screening_home(request):
     """义诊筛查: find the resident (live search), then screen; what is due today below."""
     q = request.GET.get("q", "")[:64]
     context = {"q": q, "result": _search(request, q), "target": "screening"}
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, "chronic/screening/_search.html", context)
     today = timezone.localdate()
     context["cases"] = selectors.cases_due(request.actor, today, per_page=10)
@@ -342,7 +339,7 @@ def contracts_home(request):
     """家庭医生签约: teams, find a resident to sign, contracts ending soonest (renewals)."""
     q = request.GET.get("q", "")[:64]
     context = {"q": q, "result": _search(request, q), "target": "contracts"}
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, "chronic/screening/_search.html", context)
     team_form = _team_form(request)
     status = 200

@@ -27,6 +27,7 @@ from yilian.chronic.services import worklists as services
 from yilian.common import audit, policy
 from yilian.common.access import requires
 from yilian.common.errors import DomainError
+from yilian.common.htmx import is_htmx
 from yilian.community.models import Organisation, Staff
 
 MAX_MEDICATION_ROWS = 10
@@ -41,10 +42,6 @@ LIFESTYLE_ADVICE = {
 }
 # A DomainError's ``field`` (the service's name) → the form input it belongs to.
 FIELD_ALIASES = {"fpg_mmol": "glucose", "glucose_any_mmol": "glucose", "diseases": None, "patient_id": None}
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _int_param(request, name: str) -> int | None:
@@ -91,7 +88,7 @@ def worklist(request):
         "outcomes": CallAttempt.Outcome.choices,
         "query": _query(kind, org_id, doctor_id),
     }
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(request, "chronic/worklists/worklist.html#list", context)
     orgs, doctors = _filters(request.actor)
     counts = selectors.worklist_counts(request.actor, org_id=org_id, doctor_id=doctor_id, today=page.today)
@@ -354,7 +351,7 @@ def follow_up(request, patient_id: int):
             error = exc.message
         return _form_page(request, subject, form, medications=medications, error=error, status=exc.status)
     target = reverse("chronic:followup-done", args=[patient_id, stored[0].visit_key])
-    if _is_htmx(request):
+    if is_htmx(request):
         response = HttpResponse(status=204)
         response["HX-Redirect"] = target
         return response
